@@ -1,0 +1,29 @@
+//! Database migrations for Gatehouse, applied at `gatehouse serve` start and by
+//! `gatehouse migrate`. Append-only: never edit a migration once released;
+//! add a new `m<date>_<seq>_<name>.rs` instead and list it last below.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_users;
+mod m20261123_000002_refresh_tokens;
+mod m20261123_000003_signing_keys;
+mod m20261123_000004_one_time_codes;
+mod m20261123_000005_revoked_access_tokens;
+mod m20261123_000006_server_secrets;
+
+/// Every migration, in the order they apply.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_users::Migration),
+            Box::new(m20261123_000002_refresh_tokens::Migration),
+            Box::new(m20261123_000003_signing_keys::Migration),
+            Box::new(m20261123_000004_one_time_codes::Migration),
+            Box::new(m20261123_000005_revoked_access_tokens::Migration),
+            Box::new(m20261123_000006_server_secrets::Migration),
+        ]
+    }
+}

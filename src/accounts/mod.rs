@@ -1,0 +1,579 @@
+//! Accounts: registration, activation by emailed code, password reset by
+//! emailed link, profile, password change. No HTTP types here.
+
+pub mod fields;
+pub mod store;
+
+use std::net::IpAddr;
+
+use chrono::Utc;
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use uuid::Uuid;
+
+use crate::captcha::Captcha;
+use crate::clock::{Clock, chrono_duration};
+use crate::codes::{self, Kind};
+use crate::config::LiveSettings;
+use crate::entity::users;
+use crate::error::{Error, Result};
+use crate::limits::{LimitKind, Limiter};
+use crate::mail::Mailer;
+use crate::passwords::{Hasher, Password, Verified};
+use crate::secrets::ServerKey;
+use crate::tokens::Tokens;
+use fields::{Email, Problems, Username, parse_name, parse_phone};
+
+/// The roles of `user`, e.g. `["admin"]`.
+pub fn roles_of(user: &users::Model) -> Vec<String> {
+    user.roles.split_whitespace().map(str::to_owned).collect()
+}
+
+/// What a registration asks for, as received.
+#[derive(Debug, Default)]
+pub struct Registration {
+    /// Email.
+    pub email: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// Optional username.
+    pub username: Option<String>,
+    /// Optional given name.
+    pub given_name: Option<String>,
+    /// Optional family name.
+    pub family_name: Option<String>,
+    /// Optional phone number.
+    pub phone_number: Option<String>,
+    /// Captcha response, when captcha is on.
+    pub captcha_token: Option<String>,
+}
+
+/// A change to one optional profile field.
+#[derive(Debug, Default, Clone)]
+pub enum Patch {
+    /// Leave as is.
+    #[default]
+    Keep,
+    /// Remove the value.
+    Clear,
+    /// Set a new value.
+    Set(String),
+}
+
+/// A profile update (`PATCH /account/me`).
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    /// Username.
+    pub username: Patch,
+    /// Given name.
+    pub given_name: Patch,
+    /// Family name.
+    pub family_name: Patch,
+    /// Phone number.
+    pub phone_number: Patch,
+}
+
+/// Result of a registration.
+#[derive(Debug)]
+pub struct Registered {
+    /// The new user.
+    pub user: users::Model,
+    /// Whether the user must activate before logging in.
+    pub activation_required: bool,
+}
+
+/// The account service.
+#[derive(Clone)]
+pub struct Accounts {
+    db: DatabaseConnection,
+    live: LiveSettings,
+    clock: Clock,
+    hasher: Hasher,
+    server_key: ServerKey,
+    limits: Limiter,
+    mailer: Mailer,
+    captcha: Captcha,
+    tokens: Tokens,
+}
+
+impl Accounts {
+    /// Builds the service.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        db: DatabaseConnection,
+        live: LiveSettings,
+        clock: Clock,
+        hasher: Hasher,
+        server_key: ServerKey,
+        limits: Limiter,
+        mailer: Mailer,
+        captcha: Captcha,
+        tokens: Tokens,
+    ) -> Self {
+        Self {
+            db,
+            live,
+            clock,
+            hasher,
+            server_key,
+            limits,
+            mailer,
+            captcha,
+            tokens,
+        }
+    }
+
+    /// Registers a user and, when activation is required, mails the code.
+    pub async fn register(&self, input: Registration, ip: IpAddr) -> Result<Registered> {
+        self.limits
+            .check(LimitKind::RegisterPerIp, &ip.to_string())
+            .await?;
+        let settings = self.live.get();
+        let mut p = Problems::default();
+        let email = match input.email.as_deref() {
+            Some(e) => p.take("email", Email::parse(e)),
+            None => p.take::<Email>("email", Err("is required".into())),
+        };
+        let username = input
+            .username
+            .as_deref()
+            .and_then(|u| p.take("username", Username::parse(u)));
+        let given_name = input
+            .given_name
+            .as_deref()
+            .and_then(|n| p.take("given_name", parse_name(n)));
+        let family_name = input
+            .family_name
+            .as_deref()
+            .and_then(|n| p.take("family_name", parse_name(n)));
+        let phone_number = input
+            .phone_number
+            .as_deref()
+            .and_then(|n| p.take("phone_number", parse_phone(n)));
+        let password = match input.password.as_deref() {
+            None | Some("") => p.take::<Password>("password", Err("is required".into())),
+            Some(raw) => {
+                let inputs = user_inputs(
+                    email.as_ref().map(Email::as_str),
+                    username.as_ref().map(Username::as_str),
+                    given_name.as_deref(),
+                    family_name.as_deref(),
+                );
+                let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                match Password::parse(
+                    raw,
+                    settings.accounts.password_min_length,
+                    &refs,
+                    "password",
+                ) {
+                    Ok(pw) => Some(pw),
+                    Err(Error::Validation(f)) => {
+                        for (k, v) in f {
+                            for msg in v {
+                                p.add(&k, msg);
+                            }
+                        }
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        if self.captcha.enabled() && input.captcha_token.as_deref().is_none_or(str::is_empty) {
+            p.add("captcha_token", "is required");
+        }
+        p.finish()?;
+        let (Some(email), Some(password)) = (email, password) else {
+            return Err(Error::internal("validated fields missing"));
+        };
+        self.captcha
+            .verify(input.captcha_token.as_deref(), ip)
+            .await?;
+
+        let hash = self.hasher.hash(password.expose()).await?;
+        let now = self.clock.now();
+        let require_activation = settings.accounts.require_activation;
+        let user = users::Model {
+            id: Uuid::new_v4(),
+            email: email.as_str().to_owned(),
+            email_normalized: email.normalized(),
+            username_normalized: username.as_ref().map(|u| u.as_str().to_lowercase()),
+            username: username.map(|u| u.as_str().to_owned()),
+            password_hash: hash,
+            given_name,
+            family_name,
+            phone_number,
+            email_verified: false,
+            activated: !require_activation,
+            disabled: false,
+            roles: String::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        let txn = self.db.begin().await?;
+        store::insert(&txn, user.clone()).await?;
+        let code = if require_activation {
+            let ttl = chrono_duration(settings.accounts.activation_ttl);
+            Some(codes::issue(&txn, &self.server_key, Kind::Activation, user.id, now, ttl).await?)
+        } else {
+            None
+        };
+        txn.commit().await?;
+        if let Some(code) = code {
+            self.mailer
+                .send_activation(&user.email, &code, settings.accounts.activation_ttl);
+        }
+        tracing::info!(user.id = %user.id, "user registered");
+        metrics::counter!("users_registered_total").increment(1);
+        Ok(Registered {
+            user,
+            activation_required: require_activation,
+        })
+    }
+
+    /// Activates an account with its emailed code. Wrong tries are limited
+    /// per account (`rate_limits.activation_per_account`); an attempt is
+    /// reserved first so that parallel guesses cannot pass the limit.
+    pub async fn activate(&self, email: &str, code: &str) -> Result<users::Model> {
+        let email = Email::parse(email).map_err(|p| Error::field("email", p))?;
+        let user = store::find_by_email(&self.db, email.as_str()).await?;
+        let account = user
+            .as_ref()
+            .map_or_else(|| email.normalized(), |u| u.id.to_string());
+        self.limits
+            .check(LimitKind::ActivationPerAccount, &account)
+            .await?;
+        let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
+        let Some(user) = user.filter(|_| well_formed) else {
+            return Err(Error::InvalidCode);
+        };
+        if user.activated {
+            // Already active: a repeated (double-clicked) activation succeeds.
+            self.limits
+                .refund(LimitKind::ActivationPerAccount, &account)
+                .await;
+            return Ok(user);
+        }
+        let now = self.clock.now();
+        let txn = self.db.begin().await?;
+        if !codes::spend_activation(&txn, &self.server_key, user.id, code, now).await? {
+            txn.rollback().await?;
+            return Err(Error::InvalidCode);
+        }
+        store::activate(&txn, user.id, now).await?;
+        txn.commit().await?;
+        self.limits
+            .refund(LimitKind::ActivationPerAccount, &account)
+            .await;
+        tracing::info!(user.id = %user.id, "account activated");
+        store::find_by_id(&self.db, user.id)
+            .await?
+            .ok_or_else(|| Error::internal("user vanished"))
+    }
+
+    /// Mails a new activation code (replacing the old one) if the email
+    /// belongs to an account waiting for activation. Answers the same either way.
+    pub async fn resend_activation(&self, email: &str) -> Result<()> {
+        let Ok(email) = Email::parse(email) else {
+            return Ok(());
+        };
+        self.limits
+            .check(LimitKind::ResendPerEmail, &email.normalized())
+            .await?;
+        let Some(user) = store::find_by_email(&self.db, email.as_str()).await? else {
+            return Ok(());
+        };
+        if user.activated {
+            return Ok(());
+        }
+        let ttl = self.live.get().accounts.activation_ttl;
+        let code = codes::issue(
+            &self.db,
+            &self.server_key,
+            Kind::Activation,
+            user.id,
+            self.clock.now(),
+            chrono_duration(ttl),
+        )
+        .await?;
+        self.mailer.send_activation(&user.email, &code, ttl);
+        Ok(())
+    }
+
+    /// Mails a single-use reset link if the email has an account. Answers the
+    /// same either way.
+    pub async fn forgot_password(&self, email: &str, ip: IpAddr) -> Result<()> {
+        self.limits
+            .check(LimitKind::ForgotPerIp, &ip.to_string())
+            .await?;
+        let Ok(email) = Email::parse(email) else {
+            return Ok(());
+        };
+        self.limits
+            .check(LimitKind::ForgotPerEmail, &email.normalized())
+            .await?;
+        let Some(user) = store::find_by_email(&self.db, email.as_str()).await? else {
+            return Ok(());
+        };
+        if user.disabled {
+            return Ok(());
+        }
+        let settings = self.live.get();
+        let ttl = settings.accounts.reset_ttl;
+        let token = codes::issue(
+            &self.db,
+            &self.server_key,
+            Kind::Reset,
+            user.id,
+            self.clock.now(),
+            chrono_duration(ttl),
+        )
+        .await?;
+        let sep = if settings.accounts.reset_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let link = format!("{}{sep}token={token}", settings.accounts.reset_url);
+        self.mailer.send_reset(&user.email, &link, ttl);
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token, spends the token and revokes
+    /// every refresh token of the user. The new password is checked before the
+    /// token is spent, so a refused password leaves the link usable.
+    pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<()> {
+        if token.is_empty() || token.len() > 256 {
+            return Err(Error::InvalidResetToken);
+        }
+        let now = self.clock.now();
+        let user_id = codes::peek_reset(&self.db, &self.server_key, token, now)
+            .await?
+            .ok_or(Error::InvalidResetToken)?;
+        let user = store::find_by_id(&self.db, user_id)
+            .await?
+            .ok_or(Error::InvalidResetToken)?;
+        let password = self.check_new_password(&user, new_password, "password")?;
+        let hash = self.hasher.hash(password.expose()).await?;
+        let txn = self.db.begin().await?;
+        if codes::spend_reset(&txn, &self.server_key, token, now).await? != Some(user.id) {
+            txn.rollback().await?;
+            return Err(Error::InvalidResetToken);
+        }
+        store::set_password_hash(&txn, user.id, &hash, now).await?;
+        crate::tokens::store::revoke_user(&txn, user.id, None, now).await?;
+        txn.commit().await?;
+        tracing::info!(user.id = %user.id, "password reset; sessions revoked");
+        Ok(())
+    }
+
+    /// The user behind an access token's `sub`.
+    pub async fn me(&self, sub: &str) -> Result<users::Model> {
+        let gone = || Error::InvalidBearer("the account no longer exists".into());
+        let id = Uuid::parse_str(sub).map_err(|_| gone())?;
+        let user = store::find_by_id(&self.db, id).await?.ok_or_else(gone)?;
+        if user.disabled {
+            return Err(Error::InvalidBearer("the account is disabled".into()));
+        }
+        Ok(user)
+    }
+
+    /// Applies a profile change.
+    pub async fn update_profile(&self, sub: &str, change: ProfileChange) -> Result<users::Model> {
+        let mut user = self.me(sub).await?;
+        let mut p = Problems::default();
+        match change.username {
+            Patch::Keep => {}
+            Patch::Clear => {
+                user.username = None;
+                user.username_normalized = None;
+            }
+            Patch::Set(u) => {
+                if let Some(u) = p.take("username", Username::parse(&u)) {
+                    user.username_normalized = Some(u.as_str().to_lowercase());
+                    user.username = Some(u.as_str().to_owned());
+                }
+            }
+        }
+        let mut apply =
+            |field: &str,
+             patch: Patch,
+             target: &mut Option<String>,
+             parse: fn(&str) -> std::result::Result<String, String>| match patch {
+                Patch::Keep => {}
+                Patch::Clear => *target = None,
+                Patch::Set(v) => {
+                    if let Some(v) = p.take(field, parse(&v)) {
+                        *target = Some(v);
+                    }
+                }
+            };
+        apply(
+            "given_name",
+            change.given_name,
+            &mut user.given_name,
+            parse_name,
+        );
+        apply(
+            "family_name",
+            change.family_name,
+            &mut user.family_name,
+            parse_name,
+        );
+        apply(
+            "phone_number",
+            change.phone_number,
+            &mut user.phone_number,
+            parse_phone,
+        );
+        p.finish()?;
+        user.updated_at = self.clock.now();
+        store::update(&self.db, user).await
+    }
+
+    /// Changes the password after checking the current one; revokes every
+    /// other session's refresh tokens (keeps `keep_session`'s family).
+    pub async fn change_password(
+        &self,
+        sub: &str,
+        current: &str,
+        new: &str,
+        keep_session: Option<Uuid>,
+        ip: IpAddr,
+    ) -> Result<()> {
+        let user = self.me(sub).await?;
+        if new.is_empty() {
+            return Err(Error::field("new_password", "is required"));
+        }
+        let per_ip = format!("{}|{ip}", user.id);
+        if !self
+            .limits
+            .reserve(LimitKind::LoginFailuresPerAccountIp, &per_ip)
+            .await
+        {
+            return Err(Error::RateLimited {
+                retry_after: std::time::Duration::from_secs(60),
+            });
+        }
+        if current.chars().count() > crate::passwords::MAX_LEN
+            || self
+                .hasher
+                .verify(Some(&user.password_hash), current)
+                .await?
+                == Verified::No
+        {
+            return Err(Error::field("current_password", "is incorrect"));
+        }
+        self.limits
+            .refund(LimitKind::LoginFailuresPerAccountIp, &per_ip)
+            .await;
+        let password = self.check_new_password(&user, new, "new_password")?;
+        let hash = self.hasher.hash(password.expose()).await?;
+        let now = self.clock.now();
+        let txn = self.db.begin().await?;
+        store::set_password_hash(&txn, user.id, &hash, now).await?;
+        crate::tokens::store::revoke_user(&txn, user.id, keep_session, now).await?;
+        txn.commit().await?;
+        tracing::info!(user.id = %user.id, "password changed; other sessions revoked");
+        Ok(())
+    }
+
+    fn check_new_password(&self, user: &users::Model, raw: &str, field: &str) -> Result<Password> {
+        let inputs = user_inputs(
+            Some(&user.email),
+            user.username.as_deref(),
+            user.given_name.as_deref(),
+            user.family_name.as_deref(),
+        );
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        Password::parse(
+            raw,
+            self.live.get().accounts.password_min_length,
+            &refs,
+            field,
+        )
+    }
+
+    /// Creates an activated user from the command line, optionally an admin.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        admin: bool,
+    ) -> Result<users::Model> {
+        let email = Email::parse(email).map_err(|p| Error::field("email", p))?;
+        let inputs = user_inputs(Some(email.as_str()), None, None, None);
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let password = Password::parse(
+            password,
+            self.live.get().accounts.password_min_length,
+            &refs,
+            "password",
+        )?;
+        let now = Utc::now();
+        let user = users::Model {
+            id: Uuid::new_v4(),
+            email: email.as_str().to_owned(),
+            email_normalized: email.normalized(),
+            username: None,
+            username_normalized: None,
+            password_hash: self.hasher.hash(password.expose()).await?,
+            given_name: None,
+            family_name: None,
+            phone_number: None,
+            email_verified: true,
+            activated: true,
+            disabled: false,
+            roles: if admin { "admin".into() } else { String::new() },
+            created_at: now,
+            updated_at: now,
+        };
+        store::insert(&self.db, user.clone()).await?;
+        Ok(user)
+    }
+
+    /// Activates an account without a code (operators, from the command line).
+    pub async fn activate_by_operator(&self, email: &str) -> Result<users::Model> {
+        let user = store::find_by_email(&self.db, email)
+            .await?
+            .ok_or_else(|| Error::field("email", "has no account"))?;
+        store::activate(&self.db, user.id, self.clock.now()).await?;
+        store::find_by_id(&self.db, user.id)
+            .await?
+            .ok_or_else(|| Error::internal("user vanished"))
+    }
+
+    /// The token service (for revoking sessions from account flows).
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+}
+
+/// What the password must not resemble: the email, its local part, the
+/// username and the names.
+fn user_inputs(
+    email: Option<&str>,
+    username: Option<&str>,
+    given: Option<&str>,
+    family: Option<&str>,
+) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(e) = email {
+        v.push(e.to_owned());
+        if let Some((local, _)) = e.split_once('@') {
+            v.push(local.to_owned());
+            v.extend(
+                local
+                    .split(['.', '_', '-', '+'])
+                    .filter(|s| s.len() > 2)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    v.extend(
+        [username, given, family]
+            .into_iter()
+            .flatten()
+            .map(str::to_owned),
+    );
+    v
+}

@@ -1,0 +1,163 @@
+//! `/.well-known/*`: the JWK Set (RFC 7517) and OIDC Discovery 1.0.
+
+use poem::web::Data;
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use crate::app::AppState;
+
+/// Discovery and keys.
+pub struct DiscoveryApi;
+
+/// One public key (RFC 7517 §4).
+#[derive(Debug, Object)]
+pub struct JwkObject {
+    /// `RSA`.
+    pub kty: String,
+    /// `sig`.
+    #[oai(rename = "use")]
+    pub use_: String,
+    /// `RS256`.
+    pub alg: String,
+    /// Key id, matching the `kid` of token headers.
+    pub kid: String,
+    /// Modulus (base64url).
+    pub n: String,
+    /// Exponent (base64url).
+    pub e: String,
+}
+
+/// A JWK Set.
+#[derive(Debug, Object)]
+pub struct JwkSet {
+    /// Every key whose tokens may be live, and the next key.
+    pub keys: Vec<JwkObject>,
+}
+
+/// JWKS answer, rendered once per key change.
+#[derive(ApiResponse)]
+pub enum JwksResponse {
+    /// The key set, cacheable for `keys.jwks_max_age`.
+    #[oai(
+        status = 200,
+        content_type = "application/json",
+        actual_type = "Json<JwkSet>"
+    )]
+    Ok(Binary<Vec<u8>>, #[oai(header = "Cache-Control")] String),
+}
+
+/// OIDC Discovery 1.0 §3 provider metadata.
+#[derive(Debug, Clone, Object)]
+pub struct DiscoveryDocument {
+    /// Issuer (`server.public_url`).
+    pub issuer: String,
+    /// Token endpoint.
+    pub token_endpoint: String,
+    /// JWK Set.
+    pub jwks_uri: String,
+    /// Userinfo.
+    pub userinfo_endpoint: String,
+    /// RFC 7009 revocation.
+    pub revocation_endpoint: String,
+    /// RFC 7662 introspection.
+    pub introspection_endpoint: String,
+    /// Account registration.
+    pub registration_endpoint: String,
+    /// `password`, `refresh_token`.
+    pub grant_types_supported: Vec<String>,
+    /// Response types.
+    pub response_types_supported: Vec<String>,
+    /// `public`.
+    pub subject_types_supported: Vec<String>,
+    /// `RS256`.
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// Client authentication methods.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Revocation client authentication methods.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// Introspection client authentication methods.
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// Scopes.
+    pub scopes_supported: Vec<String>,
+    /// Claims.
+    pub claims_supported: Vec<String>,
+}
+
+impl DiscoveryDocument {
+    /// The document for `issuer`.
+    pub fn new(issuer: &str) -> Self {
+        let v = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let auth = v(&["client_secret_basic", "client_secret_post", "none"]);
+        Self {
+            issuer: issuer.into(),
+            token_endpoint: format!("{issuer}/oauth/token"),
+            jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+            userinfo_endpoint: format!("{issuer}/oauth/userinfo"),
+            revocation_endpoint: format!("{issuer}/oauth/revoke"),
+            introspection_endpoint: format!("{issuer}/oauth/introspect"),
+            registration_endpoint: format!("{issuer}/account/register"),
+            grant_types_supported: v(&["password", "refresh_token"]),
+            // No authorization endpoint: the password grant needs none, but the
+            // field is required by Discovery 1.0, so the token type is named.
+            response_types_supported: v(&["token"]),
+            subject_types_supported: v(&["public"]),
+            id_token_signing_alg_values_supported: v(&["RS256"]),
+            token_endpoint_auth_methods_supported: auth.clone(),
+            revocation_endpoint_auth_methods_supported: auth,
+            introspection_endpoint_auth_methods_supported: v(&[
+                "client_secret_basic",
+                "client_secret_post",
+            ]),
+            scopes_supported: crate::scope::SUPPORTED
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            claims_supported: v(&[
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "email",
+                "email_verified",
+                "preferred_username",
+                "given_name",
+                "family_name",
+                "name",
+                "phone_number",
+                "updated_at",
+            ]),
+        }
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Discovery")]
+impl DiscoveryApi {
+    /// JWK Set
+    ///
+    /// The public keys relying parties verify tokens with (RFC 7517).
+    #[oai(
+        path = "/.well-known/jwks.json",
+        method = "get",
+        operation_id = "get_jwks"
+    )]
+    async fn jwks(&self, state: Data<&AppState>) -> JwksResponse {
+        let max_age = state.live.get().keys.jwks_max_age.as_secs();
+        JwksResponse::Ok(
+            Binary(state.keys.jwks().to_vec()),
+            format!("public, max-age={max_age}"),
+        )
+    }
+
+    /// OpenID Connect discovery
+    #[oai(
+        path = "/.well-known/openid-configuration",
+        method = "get",
+        operation_id = "get_openid_configuration"
+    )]
+    async fn discovery(&self, state: Data<&AppState>) -> Json<DiscoveryDocument> {
+        Json(state.discovery.as_ref().clone())
+    }
+}

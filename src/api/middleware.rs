@@ -1,0 +1,239 @@
+//! What every request passes through, once: request id, client address,
+//! the contract's error shape for poem's own errors, security headers, one
+//! log line, and the request metrics.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use poem::http::{HeaderValue, Method, header};
+use poem::middleware::Cors;
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::OperationId;
+
+use crate::app::AppState;
+
+/// The client's address for limits and logs.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// CORS for the configured browser origins, or none.
+pub fn cors(origins: &[String]) -> Option<Cors> {
+    if origins.is_empty() {
+        return None;
+    }
+    let mut c = Cors::new()
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
+        .allow_headers(["authorization", "content-type"])
+        .expose_headers(["retry-after", "www-authenticate", "x-request-id"])
+        .max_age(600);
+    for o in origins {
+        c = c.allow_origin(o.as_str());
+    }
+    Some(c)
+}
+
+/// The client address: the socket peer, or the rightmost address of
+/// `X-Forwarded-For` not itself a trusted proxy when the peer is trusted.
+fn resolve_ip(req: &Request, state: &AppState) -> IpAddr {
+    let peer = req
+        .remote_addr()
+        .as_socket_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip().to_canonical());
+    let settings = state.live.get();
+    if !settings.server.is_trusted_proxy(peer) {
+        return peer;
+    }
+    let Some(xff) = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return peer;
+    };
+    let mut client = peer;
+    for hop in xff.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip.to_canonical();
+                if !settings.server.is_trusted_proxy(client) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// Content-Security-Policy: nothing for the API; Swagger UI's inline
+/// scripts and styles for `/docs`.
+fn csp(path: &str) -> &'static str {
+    if path.starts_with("/docs") {
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'"
+    }
+}
+
+/// Refuses bodies over `max` bytes with 413: by `Content-Length` when
+/// given, else by reading at most `max` bytes of a chunked body.
+async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
+    let too_large = || {
+        super::error::from_poem(poem::Error::from_status(
+            poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+        ))
+    };
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
+        let len: usize = len
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(usize::MAX);
+        return if len > max { Err(too_large()) } else { Ok(()) };
+    }
+    if req.headers().contains_key(header::TRANSFER_ENCODING) {
+        match req.take_body().into_bytes_limit(max).await {
+            Ok(bytes) => req.set_body(bytes),
+            Err(_) => return Err(too_large()),
+        }
+    }
+    Ok(())
+}
+
+/// The around-middleware every request goes through.
+pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let ip = match req.data::<AppState>() {
+        Some(state) => resolve_ip(&req, state),
+        None => IpAddr::from([0, 0, 0, 0]),
+    };
+    req.set_data(ClientIp(ip));
+    let max_body = req
+        .data::<AppState>()
+        .map_or(65536, |s| s.live.get().server.max_body_bytes);
+    if let Err(too_large) = limit_body(&mut req, max_body).await {
+        let path = req.uri().path().to_owned();
+        return Ok(finish(
+            too_large,
+            &request_id,
+            &path,
+            started,
+            "unmatched",
+            ip,
+            req.method(),
+        ));
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+
+    let mut resp = match next.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => {
+            let op = e.data::<OperationId>().copied();
+            // Our own `ApiError`s arrive as errors wrapping their response.
+            let mut r = if e.is_from_response() {
+                e.into_response()
+            } else {
+                super::error::from_poem(e)
+            };
+            if let Some(op) = op {
+                r.set_data(op);
+            }
+            r
+        }
+    };
+    // Errors poem-openapi turned into responses (parse errors) keep their
+    // plain-text body: give them the contract's shape too.
+    if resp.status().is_client_error()
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|v| !v.as_bytes().starts_with(b"application/json"))
+        && resp.status() != poem::http::StatusCode::UNAUTHORIZED
+    {
+        let op = resp.data::<OperationId>().copied();
+        let status = resp.status();
+        let body = resp.take_body().into_string().await.unwrap_or_default();
+        resp = super::error::from_poem(poem::Error::from_string(body, status));
+        if let Some(op) = op {
+            resp.set_data(op);
+        }
+    }
+
+    let route = resp.data::<OperationId>().map_or_else(
+        || match path.as_str() {
+            "/openapi.json" => "openapi_json",
+            p if p.starts_with("/docs") => "docs",
+            _ => "unmatched",
+        },
+        |op| op.0,
+    );
+    Ok(finish(
+        resp,
+        &request_id,
+        &path,
+        started,
+        route,
+        ip,
+        &method,
+    ))
+}
+
+/// Metrics, the request log line, and the headers every response carries.
+fn finish(
+    mut resp: Response,
+    request_id: &str,
+    path: &str,
+    started: Instant,
+    route: &'static str,
+    ip: IpAddr,
+    method: &Method,
+) -> Response {
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics::counter!("http_requests_total", "route" => route, "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
+    if path != "/healthz" && path != "/metrics" {
+        tracing::info!(
+            request.id = %request_id,
+            http.method = %method,
+            http.route = route,
+            http.status = status,
+            client.ip = %ip,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "{method} {route} {status}"
+        );
+    }
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-request-id", v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp(path)),
+    );
+    h.remove(header::SERVER);
+    resp
+}

@@ -1,0 +1,94 @@
+//! The HTTP layer: poem-openapi endpoint groups, thin — each handler parses,
+//! calls one service and maps the result. `error` is the one place errors
+//! become HTTP; `middleware` is the one place every request passes through.
+//!
+//! The groups are unit structs that take the state through `Data<&AppState>`
+//! so that the OpenAPI document can be generated without a database
+//! (`gatehouse openapi`, and the test comparing it with the committed file).
+
+pub mod account;
+pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod middleware;
+pub mod oauth;
+pub mod ops;
+pub mod types;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use poem::{EndpointExt, IntoEndpoint, Request, Route};
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::app::AppState;
+
+/// Tags of the spec, by domain.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// OAuth 2.0 and OpenID Connect.
+    #[oai(rename = "oauth")]
+    OAuth,
+    /// Accounts: registration, activation, password reset, profile.
+    #[oai(rename = "account")]
+    Account,
+    /// Keys and discovery.
+    #[oai(rename = "discovery")]
+    Discovery,
+    /// Health and metrics.
+    #[oai(rename = "operations")]
+    Operations,
+}
+
+type Apis = (
+    discovery::DiscoveryApi,
+    oauth::OAuthApi,
+    account::AccountApi,
+    ops::OpsApi,
+);
+
+/// The OpenAPI service of every group.
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (
+            discovery::DiscoveryApi,
+            oauth::OAuthApi,
+            account::AccountApi,
+            ops::OpsApi,
+        ),
+        "Gatehouse",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Gatehouse identity provider: OAuth 2.0 password and refresh-token grants, \
+         RS256 JWTs, OIDC userinfo and discovery, account registration and recovery. \
+         Use **Authorize** (password flow) to log in, then try the protected endpoints.",
+    )
+}
+
+/// The OpenAPI document as JSON (what `openapi/openapi.json` holds).
+pub fn spec_json() -> String {
+    service().spec()
+}
+
+/// Every route, with the middleware and the state attached.
+pub fn routes(state: AppState) -> impl poem::Endpoint {
+    let api = service();
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let cors = middleware::cors(&state.live.get().server.cors_origins);
+    Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", api)
+        .into_endpoint()
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .around(middleware::observe)
+        .data(state)
+}
+
+/// The client address the middleware settled on (socket, or
+/// `X-Forwarded-For` from a trusted proxy).
+pub fn client_ip(req: &Request) -> IpAddr {
+    req.data::<middleware::ClientIp>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0)
+}

@@ -1,0 +1,410 @@
+//! `/oauth/*`: token (RFC 6749), revoke (RFC 7009), introspect (RFC 7662),
+//! userinfo (OIDC Core §5.3). Bodies are form-encoded or JSON.
+
+use base64::Engine as _;
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::payload::{Form, Json};
+use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::ApiTags;
+use super::auth::AccessToken;
+use super::error::ApiError;
+use super::types::TokenResponse;
+use crate::app::AppState;
+use crate::clients::{self, Credentials};
+use crate::error::Error;
+use crate::tokens::claims::ProfileClaims;
+use crate::tokens::{Introspection, MAX_TOKEN_LEN};
+
+/// `/oauth/*` endpoints.
+pub struct OAuthApi;
+
+/// Token request (RFC 6749 §4.3.2 and §6).
+#[derive(Debug, Default, Deserialize, Object)]
+pub struct TokenRequest {
+    /// `password` or `refresh_token`.
+    pub grant_type: Option<String>,
+    /// `password` grant: the email or username.
+    pub username: Option<String>,
+    /// `password` grant: the password.
+    pub password: Option<String>,
+    /// Space-separated scopes; default `tokens.default_scope` (password) or
+    /// the original grant (refresh).
+    pub scope: Option<String>,
+    /// `refresh_token` grant: the refresh token.
+    pub refresh_token: Option<String>,
+    /// Client id (public clients, or with `client_secret`).
+    pub client_id: Option<String>,
+    /// Client secret (confidential clients not using HTTP Basic).
+    pub client_secret: Option<String>,
+}
+
+/// Token request body.
+#[derive(ApiRequest)]
+pub enum TokenBody {
+    /// Form-encoded (RFC 6749).
+    #[oai(content_type = "application/x-www-form-urlencoded")]
+    Form(Form<TokenRequest>),
+    /// JSON with the same fields.
+    Json(Json<TokenRequest>),
+}
+
+/// Revocation or introspection request (RFC 7009 §2.1, RFC 7662 §2.1).
+#[derive(Debug, Default, Deserialize, Object)]
+pub struct TokenCheckRequest {
+    /// The token.
+    pub token: Option<String>,
+    /// `access_token` or `refresh_token`.
+    pub token_type_hint: Option<String>,
+    /// Client id.
+    pub client_id: Option<String>,
+    /// Client secret.
+    pub client_secret: Option<String>,
+}
+
+/// Revocation or introspection body.
+#[derive(ApiRequest)]
+pub enum TokenCheckBody {
+    /// Form-encoded.
+    #[oai(content_type = "application/x-www-form-urlencoded")]
+    Form(Form<TokenCheckRequest>),
+    /// JSON.
+    Json(Json<TokenCheckRequest>),
+}
+
+/// Token issued.
+#[derive(ApiResponse)]
+pub enum TokenIssued {
+    /// Tokens (`Cache-Control: no-store`, RFC 6749 §5.1).
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenResponse>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "Pragma")] String,
+    ),
+}
+
+/// Revocation done.
+#[derive(ApiResponse)]
+pub enum Revoked {
+    /// Revoked, or was not a live token (RFC 7009 §2.2: the same answer).
+    #[oai(status = 200)]
+    Ok,
+}
+
+/// RFC 7662 §2.2 introspection response.
+#[derive(Debug, Object)]
+pub struct IntrospectionResponse {
+    /// Whether the token is live.
+    pub active: bool,
+    /// Subject.
+    #[oai(skip_serializing_if_is_none)]
+    pub sub: Option<String>,
+    /// Client it was issued to.
+    #[oai(skip_serializing_if_is_none)]
+    pub client_id: Option<String>,
+    /// Scope.
+    #[oai(skip_serializing_if_is_none)]
+    pub scope: Option<String>,
+    /// Expiry (seconds since the epoch).
+    #[oai(skip_serializing_if_is_none)]
+    pub exp: Option<i64>,
+    /// Issue time.
+    #[oai(skip_serializing_if_is_none)]
+    pub iat: Option<i64>,
+    /// Token id.
+    #[oai(skip_serializing_if_is_none)]
+    pub jti: Option<String>,
+    /// `access_token` or `refresh_token`.
+    #[oai(skip_serializing_if_is_none)]
+    pub token_type: Option<String>,
+    /// Username (or email).
+    #[oai(skip_serializing_if_is_none)]
+    pub username: Option<String>,
+    /// Issuer.
+    #[oai(skip_serializing_if_is_none)]
+    pub iss: Option<String>,
+    /// Audience.
+    #[oai(skip_serializing_if_is_none)]
+    pub aud: Option<String>,
+}
+
+impl From<Introspection> for IntrospectionResponse {
+    fn from(i: Introspection) -> Self {
+        Self {
+            active: i.active,
+            sub: i.sub,
+            client_id: i.client_id,
+            scope: i.scope,
+            exp: i.exp,
+            iat: i.iat,
+            jti: i.jti,
+            token_type: i.token_type,
+            username: i.username,
+            iss: i.iss,
+            aud: i.aud,
+        }
+    }
+}
+
+/// OIDC userinfo (Core §5.3.2): `sub` and the claims the scope allows.
+#[derive(Debug, Object)]
+pub struct UserInfo {
+    /// Subject.
+    pub sub: String,
+    /// `email` scope.
+    #[oai(skip_serializing_if_is_none)]
+    pub email: Option<String>,
+    /// `email` scope.
+    #[oai(skip_serializing_if_is_none)]
+    pub email_verified: Option<bool>,
+    /// `profile` scope.
+    #[oai(skip_serializing_if_is_none)]
+    pub preferred_username: Option<String>,
+    /// `profile` scope.
+    #[oai(skip_serializing_if_is_none)]
+    pub given_name: Option<String>,
+    /// `profile` scope.
+    #[oai(skip_serializing_if_is_none)]
+    pub family_name: Option<String>,
+    /// `profile` scope.
+    #[oai(skip_serializing_if_is_none)]
+    pub name: Option<String>,
+    /// `phone` scope.
+    #[oai(skip_serializing_if_is_none)]
+    pub phone_number: Option<String>,
+    /// `profile` scope (seconds since the epoch).
+    #[oai(skip_serializing_if_is_none)]
+    pub updated_at: Option<i64>,
+}
+
+fn no_store() -> (String, String) {
+    ("no-store".into(), "no-cache".into())
+}
+
+/// Client credentials from HTTP Basic (RFC 6749 §2.3.1, form-encoded id and
+/// secret) or from the body; using both is `invalid_request`.
+fn credentials(
+    req: &Request,
+    id: Option<String>,
+    secret: Option<String>,
+) -> Result<Credentials, Error> {
+    let Some(header) = req.headers().get("authorization") else {
+        return Ok(Credentials { id, secret });
+    };
+    let value = header.to_str().map_err(|_| Error::InvalidClient)?;
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        // A bearer header on the token endpoint is not client authentication.
+        return Ok(Credentials { id, secret });
+    };
+    if secret.is_some() {
+        return Err(Error::InvalidRequest(
+            "use one client authentication method, not two".into(),
+        ));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(Error::InvalidClient)?;
+    let (user, pass) = decoded.split_once(':').ok_or(Error::InvalidClient)?;
+    let decode = |s: &str| -> Result<String, Error> {
+        form_urlencoded_decode(s).ok_or(Error::InvalidClient)
+    };
+    let basic_id = decode(user)?;
+    let basic_secret = decode(pass)?;
+    if id
+        .as_deref()
+        .is_some_and(|i| !i.is_empty() && i != basic_id)
+    {
+        return Err(Error::InvalidClient);
+    }
+    Ok(Credentials {
+        id: Some(basic_id).filter(|s| !s.is_empty()).or(id),
+        secret: Some(basic_secret).filter(|s| !s.is_empty()),
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value.
+fn form_urlencoded_decode(s: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+        .ok()
+        .and_then(|mut v| v.pop())
+        .map(|(_, v)| v)
+}
+
+fn check_token_len(token: &str) -> Result<(), Error> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(Error::InvalidRequest(format!(
+            "token must be at most {MAX_TOKEN_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+#[OpenApi(tag = "ApiTags::OAuth")]
+impl OAuthApi {
+    /// Token endpoint (RFC 6749 §3.2)
+    ///
+    /// `grant_type=password` exchanges an email (or username) and password
+    /// for tokens; `grant_type=refresh_token` rotates a refresh token.
+    /// Refresh tokens are single use: presenting a rotated one revokes its
+    /// whole family, except within `tokens.refresh_reuse_grace` of the
+    /// rotation, when the same child is returned again.
+    #[oai(path = "/oauth/token", method = "post", operation_id = "create_token")]
+    async fn token(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: TokenBody,
+    ) -> Result<TokenIssued, ApiError> {
+        let (TokenBody::Form(Form(r)) | TokenBody::Json(Json(r))) = body;
+        let settings = state.live.get();
+        let creds = credentials(req, r.client_id, r.client_secret)?;
+        let client = clients::authenticate(&settings, &creds)?;
+        let ip = super::client_ip(req);
+        let tokens = match r.grant_type.as_deref() {
+            Some("password") => {
+                state
+                    .tokens
+                    .password_grant(
+                        &client,
+                        r.username.as_deref().unwrap_or_default(),
+                        r.password.as_deref().unwrap_or_default(),
+                        r.scope.as_deref(),
+                        ip,
+                    )
+                    .await?
+            }
+            Some("refresh_token") => {
+                let token = r.refresh_token.as_deref().unwrap_or_default();
+                check_token_len(token)?;
+                state
+                    .tokens
+                    .refresh_grant(&client, token, r.scope.as_deref())
+                    .await?
+            }
+            None | Some("") => {
+                return Err(Error::InvalidRequest("grant_type is required".into()).into());
+            }
+            Some(_) => return Err(Error::UnsupportedGrantType.into()),
+        };
+        let (cc, pragma) = no_store();
+        Ok(TokenIssued::Ok(Json(tokens.into()), cc, pragma))
+    }
+
+    /// Revoke a token (RFC 7009) — logout
+    ///
+    /// A refresh token revokes its whole family; an access token is denied
+    /// until it expires. Unknown or already revoked tokens answer 200 too.
+    #[oai(path = "/oauth/revoke", method = "post", operation_id = "revoke_token")]
+    async fn revoke(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: TokenCheckBody,
+    ) -> Result<Revoked, ApiError> {
+        let (TokenCheckBody::Form(Form(r)) | TokenCheckBody::Json(Json(r))) = body;
+        let settings = state.live.get();
+        let creds = credentials(req, r.client_id, r.client_secret)?;
+        let client = clients::authenticate(&settings, &creds)?;
+        let token = r
+            .token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::InvalidRequest("token is required".into()))?;
+        check_token_len(&token)?;
+        state
+            .tokens
+            .revoke(&client, &token, r.token_type_hint.as_deref())
+            .await?;
+        Ok(Revoked::Ok)
+    }
+
+    /// Introspect a token (RFC 7662)
+    ///
+    /// For resource servers, authenticated as a confidential client.
+    /// Expired, revoked, malformed or unknown tokens answer `{"active": false}`.
+    #[oai(
+        path = "/oauth/introspect",
+        method = "post",
+        operation_id = "introspect_token"
+    )]
+    async fn introspect(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: TokenCheckBody,
+    ) -> Result<Json<IntrospectionResponse>, ApiError> {
+        let (TokenCheckBody::Form(Form(r)) | TokenCheckBody::Json(Json(r))) = body;
+        let settings = state.live.get();
+        let creds = credentials(req, r.client_id, r.client_secret)?;
+        let client = clients::authenticate(&settings, &creds)?;
+        if !client.confidential {
+            return Err(Error::InvalidClient.into());
+        }
+        let token = r
+            .token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::InvalidRequest("token is required".into()))?;
+        if token.len() > MAX_TOKEN_LEN {
+            return Ok(Json(Introspection::default().into()));
+        }
+        Ok(Json(state.tokens.introspect(&token).await?.into()))
+    }
+
+    /// OIDC userinfo (GET)
+    ///
+    /// The claims of the token's user that its scope allows, read from the
+    /// database so a profile change shows at once.
+    #[oai(
+        path = "/oauth/userinfo",
+        method = "get",
+        operation_id = "get_userinfo"
+    )]
+    async fn userinfo_get(
+        &self,
+        state: Data<&AppState>,
+        auth: AccessToken,
+    ) -> Result<Json<UserInfo>, ApiError> {
+        userinfo(&state, &auth).await
+    }
+
+    /// OIDC userinfo (POST)
+    ///
+    /// The same as GET (OIDC Core §5.3.1).
+    #[oai(
+        path = "/oauth/userinfo",
+        method = "post",
+        operation_id = "post_userinfo"
+    )]
+    async fn userinfo_post(
+        &self,
+        state: Data<&AppState>,
+        auth: AccessToken,
+    ) -> Result<Json<UserInfo>, ApiError> {
+        userinfo(&state, &auth).await
+    }
+}
+
+async fn userinfo(state: &AppState, auth: &AccessToken) -> Result<Json<UserInfo>, ApiError> {
+    let claims = state.tokens.verify_access(auth.token()).await?;
+    let user = state.accounts.me(&claims.sub).await?;
+    let scope = crate::scope::Scope::parse(&claims.scope)?;
+    let p = ProfileClaims::of(&user, &scope);
+    Ok(Json(UserInfo {
+        sub: claims.sub,
+        email: p.email,
+        email_verified: p.email_verified,
+        preferred_username: p.preferred_username,
+        given_name: p.given_name,
+        family_name: p.family_name,
+        name: p.name,
+        phone_number: p.phone_number,
+        updated_at: p.updated_at,
+    }))
+}

@@ -1,0 +1,330 @@
+//! Wiring: builds every service from [`Settings`] into one [`AppState`], and
+//! the [`Application`] that serves it. `gatehouse serve`, the CLI commands
+//! and the tests all build through here.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use redis::aio::ConnectionManager;
+use sea_orm::DatabaseConnection;
+
+use crate::accounts::Accounts;
+use crate::api::discovery::DiscoveryDocument;
+use crate::captcha::Captcha;
+use crate::clock::Clock;
+use crate::config::{LiveSettings, Settings};
+use crate::keys::KeyRing;
+use crate::limits::Limiter;
+use crate::mail::Mailer;
+use crate::passwords::Hasher;
+use crate::sealing::Sealer;
+use crate::secrets::ServerKey;
+use crate::shutdown::{self, Shutdown, Trigger};
+use crate::tokens::Tokens;
+use crate::tokens::denylist::DenyList;
+
+/// Everything a request may need; cheap to clone (handles and `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    /// Live settings; hot sections change on reload.
+    pub live: LiveSettings,
+    /// The one wall clock (tests move it forward).
+    pub clock: Clock,
+    /// Database pool.
+    pub db: DatabaseConnection,
+    /// Redis, when configured (limits, deny-list cache).
+    pub redis: Option<ConnectionManager>,
+    /// Signing keys; reloaded from the database every 30 s.
+    pub keys: KeyRing,
+    /// Token service.
+    pub tokens: Tokens,
+    /// Account service.
+    pub accounts: Accounts,
+    /// Rate limiter.
+    pub limits: Limiter,
+    /// Prometheus recorder handle (process-wide).
+    pub metrics: PrometheusHandle,
+    /// Discovery document, built once.
+    pub discovery: Arc<DiscoveryDocument>,
+}
+
+/// The process-wide Prometheus recorder.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(h) => h,
+                // Another recorder is installed (cannot happen in the binary):
+                // keep a detached one so /metrics still renders.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+/// The longest a token may live, for how long retired keys stay published.
+fn max_token_ttl(settings: &Settings) -> Duration {
+    settings.tokens.access_ttl.max(settings.tokens.id_token_ttl)
+}
+
+impl AppState {
+    /// Connects, migrates and builds every service.
+    pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let metrics = metrics_handle();
+        let clock = Clock::default();
+        let db = crate::db::connect(&settings.database)
+            .await
+            .context("connecting to the database")?;
+        crate::db::migrate(&db)
+            .await
+            .context("applying migrations")?;
+        let redis = match &settings.redis.url {
+            Some(url) => Some(connect_redis(url.expose()).await?),
+            None => None,
+        };
+        let now = clock.now();
+        let sealer = Sealer::new(settings.keys.encryption_key.as_ref().map(|k| k.expose()));
+        let keys = KeyRing::open(
+            db.clone(),
+            sealer.clone(),
+            settings.keys.rsa_bits,
+            settings.keys.private_key_file.as_deref(),
+            now,
+            max_token_ttl(&settings),
+        )
+        .await
+        .context("loading signing keys")?;
+        let server_key = ServerKey::open(&db, &sealer, now)
+            .await
+            .context("loading the server secret")?;
+        let hasher = Hasher::new(&settings.password_hash).await?;
+        let mailer = Mailer::start(&settings.mail, shutdown.clone())?;
+        let captcha = Captcha::new(settings.captcha.clone())?;
+        let discovery = Arc::new(DiscoveryDocument::new(&settings.server.public_url));
+        let live = LiveSettings::new(settings);
+        let limits = match &redis {
+            Some(r) => Limiter::redis(r.clone(), live.clone(), clock.clone()),
+            None => Limiter::memory(live.clone(), clock.clone()),
+        };
+        let deny = DenyList::open(db.clone(), redis.clone(), now).await?;
+        let tokens = Tokens::new(
+            db.clone(),
+            keys.clone(),
+            live.clone(),
+            clock.clone(),
+            server_key.clone(),
+            deny,
+            hasher.clone(),
+            limits.clone(),
+        );
+        let accounts = Accounts::new(
+            db.clone(),
+            live.clone(),
+            clock.clone(),
+            hasher,
+            server_key,
+            limits.clone(),
+            mailer,
+            captcha,
+            tokens.clone(),
+        );
+        Ok(Self {
+            live,
+            clock,
+            db,
+            redis,
+            keys,
+            tokens,
+            accounts,
+            limits,
+            metrics,
+            discovery,
+        })
+    }
+
+    /// Whether the database answers, and Redis (`None` when not configured).
+    pub async fn readiness(&self) -> (bool, Option<bool>) {
+        let db = crate::db::ping(&self.db).await;
+        let redis = match &self.redis {
+            Some(r) => {
+                let mut r = r.clone();
+                Some(
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut r)
+                        .await
+                        .is_ok(),
+                )
+            }
+            None => None,
+        };
+        (db, redis)
+    }
+
+    /// Updates the connection-pool gauges.
+    pub fn record_pool_metrics(&self) {
+        let (size, idle) = match &self.db {
+            DatabaseConnection::SqlxPostgresPoolConnection(_) => {
+                let p = self.db.get_postgres_connection_pool();
+                (p.size(), p.num_idle() as u32)
+            }
+            DatabaseConnection::SqlxSqlitePoolConnection(_) => {
+                let p = self.db.get_sqlite_connection_pool();
+                (p.size(), p.num_idle() as u32)
+            }
+            _ => (0, 0),
+        };
+        metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
+        metrics::gauge!("db_pool_connections", "state" => "in_use")
+            .set(f64::from(size.saturating_sub(idle)));
+    }
+
+    /// Re-reads keys (rotations by other replicas), periodically.
+    async fn reload_keys(&self) {
+        let settings = self.live.get();
+        if let Err(e) = self
+            .keys
+            .reload(self.clock.now(), max_token_ttl(&settings))
+            .await
+        {
+            tracing::warn!(error = %e, "could not reload signing keys");
+        }
+    }
+}
+
+async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(url).context("redis.url")?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_millis(500)))
+        .set_number_of_retries(2);
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        ConnectionManager::new_with_config(client, config),
+    )
+    .await
+    .context("connecting to Redis timed out")?
+    .context("connecting to Redis")
+}
+
+/// A built server, bound to its port, not yet serving.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    port: u16,
+    state: AppState,
+    trigger: Trigger,
+    shutdown: Shutdown,
+    config_path: Option<PathBuf>,
+}
+
+impl Application {
+    /// Builds the state and binds `server.bind` (port 0 picks a free port).
+    /// `config_path` is watched for hot reload once serving.
+    pub async fn build(settings: Settings, config_path: Option<PathBuf>) -> anyhow::Result<Self> {
+        let bind = settings.server.bind;
+        let (trigger, shutdown) = shutdown::channel();
+        let state = AppState::build(settings, shutdown.clone()).await?;
+        let acceptor = TcpListener::bind(bind.to_string())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {bind}"))?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+            .unwrap_or(bind.port());
+        Ok(Self {
+            acceptor,
+            port,
+            state,
+            trigger,
+            shutdown,
+            config_path,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The state (tests use it to move the clock).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `signal` resolves, then lets in-flight requests finish
+    /// (up to 30 s) and stops the background tasks.
+    pub async fn run_until_stopped(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            acceptor,
+            state,
+            trigger,
+            shutdown,
+            config_path,
+            ..
+        } = self;
+        if let Some(path) = config_path {
+            crate::reload::spawn(path, state.live.clone(), shutdown.clone())?;
+        }
+        spawn_background(state.clone(), shutdown.clone());
+        let result = Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                crate::api::routes(state),
+                signal,
+                Some(Duration::from_secs(30)),
+            )
+            .await;
+        trigger.fire();
+        result.context("serving")
+    }
+}
+
+/// The sweeper and the key reloader; both end with `shutdown`.
+fn spawn_background(state: AppState, shutdown: Shutdown) {
+    let s = state.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = every.tick() => s.reload_keys().await,
+                () = stop.wait() => break,
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    state.limits.sweep();
+                    match state.tokens.sweep().await {
+                        Ok(n) if n > 0 => tracing::info!(rows = n, "swept expired tokens"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "sweeping expired tokens failed"),
+                    }
+                    if let Err(e) = crate::codes::sweep(&state.db, state.clock.now()).await {
+                        tracing::warn!(error = %e, "sweeping expired codes failed");
+                    }
+                }
+                () = shutdown.wait() => break,
+            }
+        }
+    });
+}

@@ -1,0 +1,175 @@
+//! OAuth client identification (RFC 6749 §2.3): public clients by
+//! `client_id`, confidential ones by HTTP Basic or `client_secret`.
+//! With no `[[clients]]` configured, any client id (or none) is public.
+
+use subtle::ConstantTimeEq;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+
+/// Client id used when a caller names none (first-party mode, or a
+/// configured client with this id).
+pub const DEFAULT_CLIENT_ID: &str = "gatehouse";
+
+/// Longest client id accepted.
+const MAX_ID_LEN: usize = 128;
+
+/// What the caller presented.
+#[derive(Debug, Default, Clone)]
+pub struct Credentials {
+    /// `client_id` from the body or Basic auth.
+    pub id: Option<String>,
+    /// `client_secret` from the body or Basic auth.
+    pub secret: Option<String>,
+}
+
+/// An identified client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Its id.
+    pub id: String,
+    /// `aud` for its access tokens.
+    pub audience: String,
+    /// Authenticated with a secret.
+    pub confidential: bool,
+    /// Grants it may use; empty means all.
+    pub grant_types: Vec<String>,
+}
+
+impl Client {
+    /// `unauthorized_client` unless the client may use `grant`.
+    pub fn check_grant(&self, grant: &str) -> Result<()> {
+        if self.grant_types.is_empty() || self.grant_types.iter().any(|g| g == grant) {
+            Ok(())
+        } else {
+            Err(Error::UnauthorizedClient)
+        }
+    }
+}
+
+/// Identifies the client; `invalid_client` for an unknown one or a bad secret.
+pub fn authenticate(settings: &Settings, creds: &Credentials) -> Result<Client> {
+    let id = creds.id.as_deref().filter(|s| !s.is_empty());
+    if id.is_some_and(|i| i.len() > MAX_ID_LEN) {
+        return Err(Error::InvalidClient);
+    }
+    if settings.clients.is_empty() {
+        let id = id.unwrap_or(DEFAULT_CLIENT_ID).to_owned();
+        return Ok(Client {
+            audience: id.clone(),
+            id,
+            confidential: false,
+            grant_types: Vec::new(),
+        });
+    }
+    // A caller naming no client is the default client, if one is configured.
+    let id = id.unwrap_or(DEFAULT_CLIENT_ID);
+    let Some(cfg) = settings.clients.iter().find(|c| c.id == id) else {
+        return Err(Error::InvalidClient);
+    };
+    let confidential = match (&cfg.secret, creds.secret.as_deref()) {
+        (Some(expected), Some(given)) => {
+            if bool::from(expected.expose().as_bytes().ct_eq(given.as_bytes())) {
+                true
+            } else {
+                return Err(Error::InvalidClient);
+            }
+        }
+        // A confidential client must authenticate.
+        (Some(_), None) => return Err(Error::InvalidClient),
+        // A public client sent a secret it does not have.
+        (None, Some(_)) => return Err(Error::InvalidClient),
+        (None, None) => false,
+    };
+    Ok(Client {
+        id: cfg.id.clone(),
+        audience: cfg.audience.clone().unwrap_or_else(|| cfg.id.clone()),
+        confidential,
+        grant_types: cfg.grant_types.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClientSettings, Secret};
+
+    fn settings() -> Settings {
+        Settings {
+            clients: vec![
+                ClientSettings {
+                    id: "web".into(),
+                    secret: None,
+                    grant_types: vec![],
+                    audience: None,
+                },
+                ClientSettings {
+                    id: "api".into(),
+                    secret: Some(Secret::new("s3cret")),
+                    grant_types: vec!["refresh_token".into()],
+                    audience: Some("resource".into()),
+                },
+            ],
+            ..Settings::default()
+        }
+    }
+
+    fn creds(id: Option<&str>, secret: Option<&str>) -> Credentials {
+        Credentials {
+            id: id.map(Into::into),
+            secret: secret.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn configured_clients_authenticate_by_id_and_secret() {
+        let s = settings();
+        assert!(
+            !authenticate(&s, &creds(Some("web"), None))
+                .expect("public")
+                .confidential
+        );
+        let api = authenticate(&s, &creds(Some("api"), Some("s3cret"))).expect("confidential");
+        assert!(api.confidential);
+        assert_eq!(api.audience, "resource");
+        assert!(matches!(
+            api.check_grant("password"),
+            Err(Error::UnauthorizedClient)
+        ));
+        for (id, secret) in [
+            (Some("api"), Some("wrong")),
+            (Some("api"), None),
+            (Some("nope"), None),
+            (None, None),
+        ] {
+            assert!(
+                matches!(
+                    authenticate(&s, &creds(id, secret)),
+                    Err(Error::InvalidClient)
+                ),
+                "{id:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn first_party_mode_accepts_any_client() {
+        let s = Settings::default();
+        assert_eq!(
+            authenticate(&s, &creds(None, None)).expect("ok").id,
+            DEFAULT_CLIENT_ID
+        );
+        assert_eq!(
+            authenticate(&s, &creds(Some("spa"), None))
+                .expect("ok")
+                .aud(),
+            "spa"
+        );
+    }
+
+    impl Client {
+        fn aud(&self) -> &str {
+            &self.audience
+        }
+    }
+}

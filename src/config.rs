@@ -1,0 +1,787 @@
+//! Configuration: one [`Settings`] type, layered defaults → TOML file →
+//! `GATEHOUSE_SECTION__KEY` environment variables, and the live handle that
+//! hot reload swaps.
+//!
+//! Hot keys (`[tokens]`, `[rate_limits]`, `accounts.activation_ttl`,
+//! `accounts.reset_ttl`) take effect for the next request after a reload.
+//! Every other key is cold: a reload that changes one logs that a restart is
+//! needed and keeps the running value, so a process never runs half of a new
+//! database or key configuration.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Default location of the config file, used when it exists and no other
+/// path was given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/gatehouse.toml";
+
+/// Environment variables with this prefix override file values.
+const ENV_PREFIX: &str = "GATEHOUSE_";
+
+/// `GATEHOUSE_*` variables that are not configuration keys.
+const ENV_NOT_KEYS: &[&str] = &["CONFIG", "LOG_FORMAT"];
+
+/// Everything Gatehouse can be configured with. Sections mirror the TOML file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+#[derive(Default)]
+pub struct Settings {
+    /// HTTP listener and the public face of the server.
+    pub server: ServerSettings,
+    /// Log format and level.
+    pub log: LogSettings,
+    /// SQL database (SQLite or PostgreSQL).
+    pub database: DatabaseSettings,
+    /// Optional Redis for shared limits and the deny-list cache.
+    pub redis: RedisSettings,
+    /// Signing keys.
+    pub keys: KeySettings,
+    /// Token lifetimes and defaults (hot).
+    pub tokens: TokenSettings,
+    /// Registration, activation and reset.
+    pub accounts: AccountSettings,
+    /// Argon2id parameters.
+    pub password_hash: PasswordHashSettings,
+    /// Outgoing mail.
+    pub mail: MailSettings,
+    /// Rate limits (hot).
+    pub rate_limits: RateLimitSettings,
+    /// Optional captcha on registration.
+    pub captcha: CaptchaSettings,
+    /// OAuth clients; empty means first-party mode (any client_id is public).
+    pub clients: Vec<ClientSettings>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Base URL clients reach the server at; also the token issuer.
+    pub public_url: String,
+    /// Peers whose `X-Forwarded-For` header is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Browser origins allowed to call the API (CORS).
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            trusted_proxies: Vec::new(),
+            max_body_bytes: 65536,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+impl ServerSettings {
+    /// Whether `peer` may set the client address through `X-Forwarded-For`.
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `gatehouse=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: Secret,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("sqlite://gatehouse.db?mode=rwc"),
+            max_connections: 16,
+        }
+    }
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// Unset: in-memory limits and deny list (one replica only).
+    pub url: Option<Secret>,
+}
+
+/// `[keys]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySettings {
+    /// Size of generated RSA keys.
+    pub rsa_bits: usize,
+    /// JWKS `Cache-Control` max-age, and how long a rotated-in key is
+    /// published before it signs.
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_age: Duration,
+    /// A PEM private key to sign with instead of a generated one.
+    pub private_key_file: Option<PathBuf>,
+    /// 32 bytes, base64: encrypts stored private keys at rest.
+    pub encryption_key: Option<Secret>,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            rsa_bits: 2048,
+            jwks_max_age: Duration::from_secs(600),
+            private_key_file: None,
+            encryption_key: None,
+        }
+    }
+}
+
+/// `[tokens]` (hot)
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// Access-token lifetime.
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    /// Refresh-token lifetime.
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    /// A just-rotated refresh token replayed within this gets the same child.
+    #[serde(with = "humantime_serde")]
+    pub refresh_reuse_grace: Duration,
+    /// ID-token lifetime.
+    #[serde(with = "humantime_serde")]
+    pub id_token_ttl: Duration,
+    /// Scope granted when a request names none.
+    pub default_scope: String,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(7 * 24 * 3600),
+            refresh_reuse_grace: Duration::from_secs(10),
+            id_token_ttl: Duration::from_secs(15 * 60),
+            default_scope: "openid profile email".into(),
+        }
+    }
+}
+
+/// `[accounts]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountSettings {
+    /// New users must enter the emailed code before they can log in.
+    pub require_activation: bool,
+    /// Activation code lifetime (hot).
+    #[serde(with = "humantime_serde")]
+    pub activation_ttl: Duration,
+    /// Password-reset link lifetime (hot).
+    #[serde(with = "humantime_serde")]
+    pub reset_ttl: Duration,
+    /// Page the reset email links to; `?token=…` is appended.
+    pub reset_url: String,
+    /// Shortest password accepted.
+    pub password_min_length: usize,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            require_activation: true,
+            activation_ttl: Duration::from_secs(30 * 60),
+            reset_ttl: Duration::from_secs(3600),
+            reset_url: "http://127.0.0.1:8080/reset-password".into(),
+            password_min_length: 8,
+        }
+    }
+}
+
+/// `[password_hash]` (Argon2id)
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordHashSettings {
+    /// Memory per hash, KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+    /// Hashes computed at once; 0 means one per CPU. Bounds memory under a
+    /// login flood to about `concurrency × memory_kib`.
+    pub concurrency: usize,
+}
+
+impl Default for PasswordHashSettings {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19456,
+            iterations: 2,
+            parallelism: 1,
+            concurrency: 0,
+        }
+    }
+}
+
+/// `[mail]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    /// `log`, `file` or `smtp`.
+    pub transport: MailTransportKind,
+    /// From header.
+    pub from: String,
+    /// Product named in subjects and bodies.
+    pub product_name: String,
+    /// lettre URL: `smtp://host:port`, `smtps://…`, `smtp://…?tls=required`.
+    pub smtp_url: Option<Secret>,
+    /// Directory for the `file` transport.
+    pub file_dir: PathBuf,
+    /// SMTP timeout per attempt.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Attempts per message before it is dropped (and counted as failed).
+    pub max_attempts: u32,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            transport: MailTransportKind::Log,
+            from: "Gatehouse <no-reply@localhost>".into(),
+            product_name: "Gatehouse".into(),
+            smtp_url: None,
+            file_dir: PathBuf::from("mail"),
+            timeout: Duration::from_secs(10),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// How mail leaves the server.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    /// Write whole messages to the log (local use only).
+    Log,
+    /// One `.eml` file per message.
+    File,
+    /// Send through an SMTP relay.
+    Smtp,
+}
+
+/// `[rate_limits]` (hot)
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Password grants per client IP.
+    pub login_per_ip: Rate,
+    /// Failed password grants per (account, client IP).
+    pub login_failures_per_account_ip: Rate,
+    /// Failed password grants per account, all IPs.
+    pub login_failures_per_account: Rate,
+    /// Registrations per client IP.
+    pub register_per_ip: Rate,
+    /// Forgot-password requests per client IP.
+    pub forgot_per_ip: Rate,
+    /// Forgot-password requests per email.
+    pub forgot_per_email: Rate,
+    /// Failed activation attempts per account.
+    pub activation_per_account: Rate,
+    /// Activation resends per email.
+    pub resend_per_email: Rate,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        let r = |count, secs| Rate {
+            count,
+            period: Duration::from_secs(secs),
+        };
+        Self {
+            login_per_ip: r(20, 60),
+            login_failures_per_account_ip: r(5, 15 * 60),
+            login_failures_per_account: r(50, 3600),
+            register_per_ip: r(10, 3600),
+            forgot_per_ip: r(10, 3600),
+            forgot_per_email: r(3, 3600),
+            activation_per_account: r(5, 10 * 60),
+            resend_per_email: r(3, 10 * 60),
+        }
+    }
+}
+
+/// `[captcha]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptchaSettings {
+    /// Set to require a captcha on registration.
+    pub secret: Option<Secret>,
+    /// The provider's siteverify endpoint.
+    pub verify_url: String,
+    /// How long to wait for the provider.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for CaptchaSettings {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            verify_url: "https://www.google.com/recaptcha/api/siteverify".into(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One `[[clients]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// The `client_id`.
+    pub id: String,
+    /// Makes the client confidential.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// Grants it may use; empty means all.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    /// `aud` of its access tokens; default the client id.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+/// A rate: `count` events per `period`, written `"5/10m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    /// Events allowed in one period (also the burst).
+    pub count: u32,
+    /// The period.
+    pub period: Duration,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (count, period) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not a rate like \"5/10m\""))?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{count}` in `{s}` is not a whole number"))?;
+        if count == 0 {
+            return Err(format!("`{s}`: the count must be at least 1"));
+        }
+        let period = period.trim();
+        // "5/m" reads as "5 per minute".
+        let period = if period.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            humantime::parse_duration(period)
+        } else {
+            humantime::parse_duration(&format!("1{period}"))
+        }
+        .map_err(|e| format!("`{period}` in `{s}` is not a duration: {e}"))?;
+        if period.is_zero() {
+            return Err(format!("`{s}`: the period must be longer than zero"));
+        }
+        Ok(Rate { count, period })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.count,
+            humantime::format_duration(self.period)
+        )
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A configuration value that must not be printed: `Debug`, `Display` and
+/// serialization for display show it masked. Use [`Secret::expose`] where the
+/// value is really needed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A printable form: URLs keep their scheme and host, any password goes.
+    pub fn masked(&self) -> String {
+        match self.0.split_once("://") {
+            Some((scheme, rest)) => {
+                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                let had_credentials = rest.contains('@');
+                if had_credentials {
+                    format!("{scheme}://***@{host}")
+                } else {
+                    format!("{scheme}://{host}")
+                }
+            }
+            None => "***".into(),
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+// Serialization exists for the defaults provider and `config check`, so it
+// round-trips the real value; `config check` masks through `masked_toml`.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key had a bad value, or the file could not be parsed.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// The named file does not exist.
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        // Figment names the key path and the source (file or env variable).
+        let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+        ConfigError::Invalid(msgs.join("; "))
+    }
+}
+
+impl Settings {
+    /// Loads every layer: defaults, then `path` (or the default file when it
+    /// exists), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match path {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
+            Some(p) => figment = figment.merge(Toml::file_exact(p)),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
+            }
+            None => {}
+        }
+        figment = figment.merge(env_provider());
+        let settings: Settings = figment.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Loads from a TOML string and the environment (used by tests).
+    pub fn from_toml(toml: &str) -> Result<Self, ConfigError> {
+        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(toml))
+            .extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rules that span keys or that serde cannot express.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        if self.server.public_url.ends_with('/') {
+            return bad("server.public_url", "must not end with a slash");
+        }
+        if !(self.server.public_url.starts_with("http://")
+            || self.server.public_url.starts_with("https://"))
+        {
+            return bad("server.public_url", "must be an http:// or https:// URL");
+        }
+        if self.keys.rsa_bits < 2048 || self.keys.rsa_bits > 8192 {
+            return bad("keys.rsa_bits", "must be between 2048 and 8192");
+        }
+        if self.tokens.access_ttl.is_zero() {
+            return bad("tokens.access_ttl", "must be longer than zero");
+        }
+        if self.tokens.refresh_ttl.is_zero() {
+            return bad("tokens.refresh_ttl", "must be longer than zero");
+        }
+        if self.tokens.id_token_ttl.is_zero() {
+            return bad("tokens.id_token_ttl", "must be longer than zero");
+        }
+        if self.accounts.password_min_length < 1 || self.accounts.password_min_length > 128 {
+            return bad("accounts.password_min_length", "must be between 1 and 128");
+        }
+        if self.password_hash.memory_kib < 8 * self.password_hash.parallelism.max(1) {
+            return bad(
+                "password_hash.memory_kib",
+                "must be at least 8 × parallelism",
+            );
+        }
+        if self.password_hash.iterations == 0 || self.password_hash.parallelism == 0 {
+            return bad(
+                "password_hash",
+                "iterations and parallelism must be at least 1",
+            );
+        }
+        if self.mail.transport == MailTransportKind::Smtp && self.mail.smtp_url.is_none() {
+            return bad(
+                "mail.smtp_url",
+                "is required when mail.transport = \"smtp\"",
+            );
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return bad(
+                "mail.from",
+                "is not a valid mailbox such as \"Name <a@b.example>\"",
+            );
+        }
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "must be at least 1");
+        }
+        if let Some(key) = &self.keys.encryption_key {
+            use base64::Engine as _;
+            let ok = base64::engine::general_purpose::STANDARD
+                .decode(key.expose())
+                .is_ok_and(|k| k.len() == 32);
+            if !ok {
+                return bad("keys.encryption_key", "must be 32 bytes, base64-encoded");
+            }
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            if c.id.is_empty() {
+                return bad(&format!("clients[{i}].id"), "must not be empty");
+            }
+            for g in &c.grant_types {
+                if g != "password" && g != "refresh_token" {
+                    return bad(
+                        &format!("clients[{i}].grant_types"),
+                        "knows only password and refresh_token",
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, with every secret masked.
+    pub fn masked_toml(&self) -> String {
+        let mut copy = self.clone();
+        let mask = |s: &mut Secret| *s = Secret::new(s.masked());
+        mask(&mut copy.database.url);
+        copy.redis.url.as_mut().map(mask);
+        copy.keys.encryption_key.as_mut().map(mask);
+        copy.mail.smtp_url.as_mut().map(mask);
+        copy.captcha.secret.as_mut().map(mask);
+        for c in &mut copy.clients {
+            c.secret.as_mut().map(mask);
+        }
+        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+
+    /// Returns `self` with the hot sections of `new` applied, and the names of
+    /// cold sections that differ (they need a restart).
+    pub fn apply_hot(&self, new: &Settings) -> (Settings, Vec<&'static str>) {
+        let mut merged = self.clone();
+        merged.tokens = new.tokens.clone();
+        merged.rate_limits = new.rate_limits.clone();
+        merged.accounts.activation_ttl = new.accounts.activation_ttl;
+        merged.accounts.reset_ttl = new.accounts.reset_ttl;
+        let mut cold = Vec::new();
+        let mut check = |name, differs: bool| {
+            if differs {
+                cold.push(name);
+            }
+        };
+        check("server", self.server != new.server);
+        check("log", self.log != new.log);
+        check("database", self.database != new.database);
+        check("redis", self.redis != new.redis);
+        check("keys", self.keys != new.keys);
+        check("password_hash", self.password_hash != new.password_hash);
+        check("mail", self.mail != new.mail);
+        check("captcha", self.captcha != new.captcha);
+        check("clients", self.clients != new.clients);
+        let mut accounts = new.accounts.clone();
+        accounts.activation_ttl = self.accounts.activation_ttl;
+        accounts.reset_ttl = self.accounts.reset_ttl;
+        check("accounts", self.accounts != accounts);
+        (merged, cold)
+    }
+}
+
+/// Environment overrides: `GATEHOUSE_SECTION__KEY`. Variables that are not
+/// keys (no `__`) are warned about rather than refused, because the prefix is
+/// shared with tooling variables such as `GATEHOUSE_TEST_DATABASE_URL`.
+fn env_provider() -> Env {
+    for (name, _) in std::env::vars() {
+        if let Some(rest) = name.strip_prefix(ENV_PREFIX)
+            && !rest.contains("__")
+            && !ENV_NOT_KEYS.contains(&rest)
+            && !rest.starts_with("TEST_")
+        {
+            tracing::warn!(variable = %name, "ignoring {name}: not a GATEHOUSE_SECTION__KEY setting");
+        }
+    }
+    Env::prefixed(ENV_PREFIX)
+        .filter(|k| k.as_str().contains("__"))
+        .split("__")
+}
+
+/// The live settings: readers take one snapshot per request; hot reload
+/// swaps the whole value.
+#[derive(Clone)]
+pub struct LiveSettings {
+    inner: Arc<ArcSwap<Settings>>,
+}
+
+impl LiveSettings {
+    /// Wraps the settings loaded at start.
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(ArcSwap::from_pointee(settings)),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn get(&self) -> Arc<Settings> {
+        self.inner.load_full()
+    }
+
+    /// Replaces the settings; returns the cold sections that `new` changes but
+    /// that keep their running value.
+    pub fn apply(&self, new: &Settings) -> Vec<&'static str> {
+        let current = self.get();
+        let (merged, cold) = current.apply_hot(new);
+        self.inner.store(Arc::new(merged));
+        cold
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_count_and_period() {
+        let r: Rate = "5/10m".parse().expect("valid");
+        assert_eq!(
+            r,
+            Rate {
+                count: 5,
+                period: Duration::from_secs(600)
+            }
+        );
+        let r: Rate = "20/m".parse().expect("valid");
+        assert_eq!(r.period, Duration::from_secs(60));
+        for bad in ["", "5", "x/1m", "0/1m", "5/0s", "5/soon", "-1/1m"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn a_bad_duration_names_its_key() {
+        let err = Settings::from_toml("[tokens]\naccess_ttl = \"soon\"\n").expect_err("bad");
+        assert!(err.to_string().contains("access_ttl"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Settings::from_toml("[tokens]\naccess_tll = \"5m\"\n").expect_err("bad");
+        assert!(err.to_string().contains("access_tll"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let s = Secret::new("postgres://user:hunter2@db/gatehouse");
+        assert_eq!(format!("{s:?}"), "postgres://***@db/gatehouse");
+        let mut settings = Settings::default();
+        settings.database.url = s;
+        settings.captcha.secret = Some(Secret::new("captcha-secret"));
+        let out = settings.masked_toml();
+        assert!(
+            !out.contains("hunter2") && !out.contains("captcha-secret"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn only_hot_sections_apply_on_reload() {
+        let old = Settings::default();
+        let mut new = Settings::default();
+        new.tokens.access_ttl = Duration::from_secs(60);
+        new.database.max_connections = 3;
+        let (merged, cold) = old.apply_hot(&new);
+        assert_eq!(merged.tokens.access_ttl, Duration::from_secs(60));
+        assert_eq!(merged.database.max_connections, 16);
+        assert_eq!(cold, vec!["database"]);
+    }
+}

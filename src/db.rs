@@ -1,0 +1,70 @@
+//! Connecting to the database, running migrations, readiness.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, RuntimeErr};
+
+use crate::config::DatabaseSettings;
+
+/// Opens a pool. SQLite runs in WAL mode with a busy timeout so concurrent
+/// writers wait instead of failing.
+pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+    let url = settings.url.expose();
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(settings.max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    let db = Database::connect(opts).await?;
+    if url.starts_with("sqlite:") {
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA busy_timeout = 5000",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA foreign_keys = ON",
+        ] {
+            db.execute_unprepared(pragma).await?;
+        }
+    }
+    Ok(db)
+}
+
+/// Applies every pending migration. Safe to run from several processes:
+/// PostgreSQL serialises them on the migration table.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// Whether the database answers a trivial query.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.execute_unprepared("SELECT 1").await.is_ok()
+}
+
+/// Whether an error means the database cannot be reached (as opposed to a
+/// bad query): the caller answers 503, not 500.
+pub fn is_unavailable(e: &DbErr) -> bool {
+    let sqlx_err = match e {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        DbErr::ConnectionAcquire(_) => return true,
+        _ => return false,
+    };
+    use sea_orm::sqlx::Error as E;
+    match sqlx_err {
+        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) => true,
+        E::Database(db) => {
+            // SQLite: busy/locked/read-only/disk full; PostgreSQL: admin shutdown,
+            // cannot connect now (57P01..57P03), connection exceptions (08xxx).
+            let code = db.code().unwrap_or_default();
+            matches!(
+                code.as_ref(),
+                "5" | "6" | "8" | "13" | "517" | "261" | "1032"
+            ) || code.starts_with("57P")
+                || code.starts_with("08")
+        }
+        _ => false,
+    }
+}

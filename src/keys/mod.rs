@@ -1,0 +1,376 @@
+//! Signing keys: generated on first start and kept in the database (or read
+//! from `keys.private_key_file`), rotated with `gatehouse keys rotate`, and
+//! published as a JWK Set (RFC 7517).
+//!
+//! Rotation publishes the new key at once but lets it sign only
+//! `keys.jwks_max_age` later, so a relying party with a cached JWKS never
+//! meets an unknown `kid`. A retired key stays published while tokens it
+//! signed can still be live.
+
+pub mod signer;
+mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use rsa::RsaPrivateKey;
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::chrono_duration;
+use crate::entity::signing_keys;
+use crate::error::{Error, Result};
+use crate::sealing::Sealer;
+
+/// Stored in place of the private key for a key that lives in a file.
+const EXTERNAL: &str = "external";
+
+/// A public RSA key as a JWK (RFC 7517 §4, RFC 7518 §6.3.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Jwk {
+    /// Always `RSA`.
+    pub kty: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// Always `RS256`.
+    pub alg: String,
+    /// Key id.
+    pub kid: String,
+    /// Modulus, base64url.
+    pub n: String,
+    /// Exponent, base64url.
+    pub e: String,
+}
+
+/// A key that can sign.
+pub struct SigningKey {
+    /// Its `kid`.
+    pub kid: String,
+    /// For `jsonwebtoken::encode` (PKCS#1 DER, parsed once by [`signer`]).
+    pub encoding: EncodingKey,
+}
+
+/// A loaded key: its public half always, its private half when we hold it.
+struct LoadedKey {
+    generation: i64,
+    jwk: Jwk,
+    decoding: DecodingKey,
+    signing: Option<Arc<SigningKey>>,
+    activates_at: DateTime<Utc>,
+    retired_at: Option<DateTime<Utc>>,
+}
+
+/// The keys as last read from the database, with the JWKS bytes rendered.
+struct KeySet {
+    keys: Vec<LoadedKey>,
+    by_kid: HashMap<String, usize>,
+    jwks: bytes_cache::Jwks,
+}
+
+mod bytes_cache {
+    /// Pre-rendered JWKS body, shared by every request.
+    pub type Jwks = std::sync::Arc<[u8]>;
+}
+
+/// Summary of a key for `gatehouse keys list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// Key id.
+    pub kid: String,
+    /// Generation number.
+    pub generation: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// From when it signs.
+    pub activates_at: DateTime<Utc>,
+    /// When it stopped signing.
+    pub retired_at: Option<DateTime<Utc>>,
+    /// `signing`, `next`, `published` or `expired`.
+    pub state: &'static str,
+}
+
+/// The key ring every replica shares through the database.
+#[derive(Clone)]
+pub struct KeyRing {
+    db: DatabaseConnection,
+    sealer: Sealer,
+    rsa_bits: usize,
+    file_key: Option<Arc<RsaPrivateKey>>,
+    set: Arc<ArcSwap<KeySet>>,
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first one if there is none. Several
+    /// processes may run this at once on one database: exactly one key is made.
+    pub async fn open(
+        db: DatabaseConnection,
+        sealer: Sealer,
+        rsa_bits: usize,
+        private_key_file: Option<&std::path::Path>,
+        now: DateTime<Utc>,
+        max_token_ttl: Duration,
+    ) -> Result<Self> {
+        signer::install();
+        let file_key = match private_key_file {
+            Some(path) => Some(Arc::new(read_key_file(path)?)),
+            None => None,
+        };
+        let ring = Self {
+            db,
+            sealer,
+            rsa_bits,
+            file_key,
+            set: Arc::new(ArcSwap::from_pointee(KeySet {
+                keys: Vec::new(),
+                by_kid: HashMap::new(),
+                jwks: Arc::from(&b"{\"keys\":[]}"[..]),
+            })),
+        };
+        if let Some(key) = ring.file_key.clone() {
+            ring.adopt_file_key(&key, now).await?;
+        } else if store::max_generation(&ring.db).await?.is_none() {
+            let key = generate(ring.rsa_bits).await?;
+            let row = ring.row_for(&key, 1, now, now)?;
+            if !store::insert_if_generation_free(&ring.db, row).await? {
+                tracing::info!("another process created the first signing key; using it");
+            } else {
+                tracing::info!("created the first signing key");
+            }
+        }
+        ring.reload(now, max_token_ttl).await?;
+        Ok(ring)
+    }
+
+    /// Re-reads keys from the database (new rotations from other replicas)
+    /// and re-renders the JWKS.
+    pub async fn reload(&self, now: DateTime<Utc>, max_token_ttl: Duration) -> Result<()> {
+        let rows = store::all(&self.db).await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        let keep_for = chrono_duration(max_token_ttl) + chrono::Duration::minutes(1);
+        for row in rows {
+            if row.retired_at.is_some_and(|r| r + keep_for < now) {
+                continue;
+            }
+            keys.push(self.load(row)?);
+        }
+        let by_kid = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.jwk.kid.clone(), i))
+            .collect();
+        let jwks = serde_json::to_vec(&serde_json::json!({
+            "keys": keys.iter().map(|k| &k.jwk).collect::<Vec<_>>()
+        }))
+        .map_err(Error::internal)?;
+        self.set.store(Arc::new(KeySet {
+            keys,
+            by_kid,
+            jwks: Arc::from(jwks),
+        }));
+        Ok(())
+    }
+
+    /// The key that signs at `now`: the newest generation already active.
+    pub fn signing_key(&self, now: DateTime<Utc>) -> Result<Arc<SigningKey>> {
+        let set = self.set.load();
+        set.keys
+            .iter()
+            .rev()
+            .filter(|k| k.activates_at <= now)
+            .find_map(|k| k.signing.clone())
+            .ok_or_else(|| Error::internal("no active signing key"))
+    }
+
+    /// The public key for `kid`, if it is published.
+    pub fn decoding_key(&self, kid: &str) -> Option<DecodingKey> {
+        let set = self.set.load();
+        set.by_kid.get(kid).map(|&i| set.keys[i].decoding.clone())
+    }
+
+    /// The JWK Set body, rendered once per reload.
+    pub fn jwks(&self) -> Arc<[u8]> {
+        self.set.load().jwks.clone()
+    }
+
+    /// Starts a new key: published now, signing after `publish_ahead`; the
+    /// current key retires when it takes over.
+    pub async fn rotate(&self, now: DateTime<Utc>, publish_ahead: Duration) -> Result<KeyInfo> {
+        let key = generate(self.rsa_bits).await?;
+        let generation = store::max_generation(&self.db).await?.unwrap_or(0) + 1;
+        let activates_at = now + chrono_duration(publish_ahead);
+        let row = self.row_for(&key, generation, now, activates_at)?;
+        let kid = row.kid.clone();
+        if !store::insert_if_generation_free(&self.db, row).await? {
+            return Err(Error::Unavailable(
+                "a concurrent rotation happened; try again".into(),
+            ));
+        }
+        store::retire_older(&self.db, generation, activates_at).await?;
+        Ok(KeyInfo {
+            kid,
+            generation,
+            created_at: now,
+            activates_at,
+            retired_at: None,
+            state: "next",
+        })
+    }
+
+    /// Every key in the database with its state at `now`.
+    pub async fn list(&self, now: DateTime<Utc>, max_token_ttl: Duration) -> Result<Vec<KeyInfo>> {
+        let rows = store::all(&self.db).await?;
+        let signing = rows
+            .iter()
+            .rev()
+            .find(|r| r.activates_at <= now)
+            .map(|r| r.generation);
+        let keep_for = chrono_duration(max_token_ttl) + chrono::Duration::minutes(1);
+        Ok(rows
+            .into_iter()
+            .map(|r| KeyInfo {
+                state: if Some(r.generation) == signing {
+                    "signing"
+                } else if r.activates_at > now {
+                    "next"
+                } else if r.retired_at.is_some_and(|t| t + keep_for < now) {
+                    "expired"
+                } else {
+                    "published"
+                },
+                kid: r.kid,
+                generation: r.generation,
+                created_at: r.created_at,
+                activates_at: r.activates_at,
+                retired_at: r.retired_at,
+            })
+            .collect())
+    }
+
+    /// Makes the key from `keys.private_key_file` the signing key, publishing
+    /// it in the database so every replica's JWKS shows it.
+    async fn adopt_file_key(&self, key: &RsaPrivateKey, now: DateTime<Utc>) -> Result<()> {
+        let jwk = jwk_of(key);
+        let exists = store::all(&self.db).await?.iter().any(|r| r.kid == jwk.kid);
+        if exists {
+            return Ok(());
+        }
+        let generation = store::max_generation(&self.db).await?.unwrap_or(0) + 1;
+        let mut row = self.row_for(key, generation, now, now)?;
+        row.private_key = EXTERNAL.into();
+        if store::insert_if_generation_free(&self.db, row).await? {
+            store::retire_older(&self.db, generation, now).await?;
+            tracing::info!(key.kid = %jwk.kid, "signing with the key from keys.private_key_file");
+        }
+        Ok(())
+    }
+
+    fn row_for(
+        &self,
+        key: &RsaPrivateKey,
+        generation: i64,
+        now: DateTime<Utc>,
+        activates_at: DateTime<Utc>,
+    ) -> Result<signing_keys::Model> {
+        let jwk = jwk_of(key);
+        let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(Error::internal)?;
+        Ok(signing_keys::Model {
+            kid: jwk.kid.clone(),
+            generation,
+            private_key: self.sealer.seal(&pem),
+            public_jwk: serde_json::to_string(&jwk).map_err(Error::internal)?,
+            created_at: now,
+            activates_at,
+            retired_at: None,
+        })
+    }
+
+    fn load(&self, row: signing_keys::Model) -> Result<LoadedKey> {
+        let jwk: Jwk = serde_json::from_str(&row.public_jwk).map_err(Error::internal)?;
+        let decoding = DecodingKey::from_rsa_components(&jwk.n, &jwk.e).map_err(Error::internal)?;
+        let private = if row.private_key == EXTERNAL {
+            self.file_key
+                .as_deref()
+                .filter(|k| jwk_of(k).kid == jwk.kid)
+                .cloned()
+        } else {
+            let pem = self
+                .sealer
+                .open(&row.private_key)
+                .map_err(Error::internal)?;
+            Some(RsaPrivateKey::from_pkcs8_pem(&pem).map_err(Error::internal)?)
+        };
+        let signing = match private {
+            Some(k) => {
+                let der = k.to_pkcs1_der().map_err(Error::internal)?;
+                signer::preload(der.as_bytes()).map_err(Error::internal)?;
+                Some(Arc::new(SigningKey {
+                    kid: jwk.kid.clone(),
+                    encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+                }))
+            }
+            None => None,
+        };
+        Ok(LoadedKey {
+            generation: row.generation,
+            jwk,
+            decoding,
+            signing,
+            activates_at: row.activates_at,
+            retired_at: row.retired_at,
+        })
+    }
+}
+
+impl LoadedKey {
+    #[allow(dead_code)]
+    fn describe(&self) -> (i64, Option<DateTime<Utc>>) {
+        (self.generation, self.retired_at)
+    }
+}
+
+/// Generates an RSA key on the blocking pool (it takes long enough to stall
+/// an executor thread).
+async fn generate(bits: usize) -> Result<RsaPrivateKey> {
+    tokio::task::spawn_blocking(move || {
+        RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).map_err(Error::internal)
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+/// Reads a PEM private key (PKCS#8 or PKCS#1).
+fn read_key_file(path: &std::path::Path) -> Result<RsaPrivateKey> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| Error::internal(format!("keys.private_key_file {}: {e}", path.display())))?;
+    RsaPrivateKey::from_pkcs8_pem(&pem)
+        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(&pem))
+        .map_err(|e| Error::internal(format!("keys.private_key_file {}: {e}", path.display())))
+}
+
+/// The public JWK of `key`, its `kid` the RFC 7638 thumbprint.
+pub fn jwk_of(key: &RsaPrivateKey) -> Jwk {
+    let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
+    let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
+    // RFC 7638 §3: required members in lexicographic order, no whitespace.
+    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+    let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+    Jwk {
+        kty: "RSA".into(),
+        use_: "sig".into(),
+        alg: "RS256".into(),
+        kid,
+        n,
+        e,
+    }
+}

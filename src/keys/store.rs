@@ -1,0 +1,69 @@
+//! Queries on `signing_keys`.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::entity::signing_keys::{self, ActiveModel, Column, Entity};
+
+/// Every key, oldest generation first.
+pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<signing_keys::Model>, DbErr> {
+    Entity::find()
+        .order_by_asc(Column::Generation)
+        .all(db)
+        .await
+}
+
+/// The highest generation, if any key exists.
+pub async fn max_generation(db: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column_as(Column::Generation.max(), "max")
+        .into_tuple::<Option<i64>>()
+        .one(db)
+        .await
+        .map(Option::flatten)
+}
+
+/// Inserts `key` unless its generation is taken; `true` when it went in.
+pub async fn insert_if_generation_free(
+    db: &impl ConnectionTrait,
+    key: signing_keys::Model,
+) -> Result<bool, DbErr> {
+    let model = ActiveModel {
+        kid: Set(key.kid),
+        generation: Set(key.generation),
+        private_key: Set(key.private_key),
+        public_jwk: Set(key.public_jwk),
+        created_at: Set(key.created_at),
+        activates_at: Set(key.activates_at),
+        retired_at: Set(key.retired_at),
+    };
+    let rows = Entity::insert(model)
+        .on_conflict(
+            OnConflict::column(Column::Generation)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(rows == 1)
+}
+
+/// Marks every key older than `generation` still signing as retired at `at`.
+pub async fn retire_older(
+    db: &impl ConnectionTrait,
+    generation: i64,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::RetiredAt, Expr::value(at))
+        .filter(Column::Generation.lt(generation))
+        .filter(Column::RetiredAt.is_null())
+        .exec(db)
+        .await
+        .map(|_| ())
+}

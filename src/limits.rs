@@ -1,0 +1,262 @@
+//! Rate limits: GCRA (the generic cell rate algorithm) behind one interface,
+//! in process memory by default or in Redis (one atomic script call per
+//! check) so every replica counts against one limit.
+//!
+//! Why not `governor` for the memory backend: brute-force throttling must
+//! *reserve* an attempt before checking a password and *give it back* when
+//! the password was right (so parallel guesses cannot slip past the limit,
+//! and a user's own successful logins never lock them out). `governor` has
+//! no way to give a cell back; the GCRA below does, and the Redis script is
+//! the same arithmetic, so both backends behave alike.
+//!
+//! Redis down: limits fail open (the request goes on), with an error log and
+//! `redis_errors_total` counted, and `/readyz` reports Redis as down. An
+//! identity provider that refuses every login because its cache is away
+//! would turn a cache outage into a full outage; the durable parts
+//! (refresh-token reuse, the deny list) do not depend on Redis.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use crate::clock::Clock;
+use crate::config::{LiveSettings, Rate, RateLimitSettings};
+use crate::error::{Error, Result};
+
+/// The limits of `[rate_limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    /// Password grants per client IP.
+    LoginPerIp,
+    /// Failed password grants per (account, client IP).
+    LoginFailuresPerAccountIp,
+    /// Failed password grants per account.
+    LoginFailuresPerAccount,
+    /// Registrations per client IP.
+    RegisterPerIp,
+    /// Forgot-password per client IP.
+    ForgotPerIp,
+    /// Forgot-password per email.
+    ForgotPerEmail,
+    /// Failed activation attempts per account.
+    ActivationPerAccount,
+    /// Activation resends per email.
+    ResendPerEmail,
+}
+
+impl LimitKind {
+    /// The config key, also the metric label and the Redis key part.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LoginPerIp => "login_per_ip",
+            Self::LoginFailuresPerAccountIp => "login_failures_per_account_ip",
+            Self::LoginFailuresPerAccount => "login_failures_per_account",
+            Self::RegisterPerIp => "register_per_ip",
+            Self::ForgotPerIp => "forgot_per_ip",
+            Self::ForgotPerEmail => "forgot_per_email",
+            Self::ActivationPerAccount => "activation_per_account",
+            Self::ResendPerEmail => "resend_per_email",
+        }
+    }
+
+    fn rate(self, s: &RateLimitSettings) -> Rate {
+        match self {
+            Self::LoginPerIp => s.login_per_ip,
+            Self::LoginFailuresPerAccountIp => s.login_failures_per_account_ip,
+            Self::LoginFailuresPerAccount => s.login_failures_per_account,
+            Self::RegisterPerIp => s.register_per_ip,
+            Self::ForgotPerIp => s.forgot_per_ip,
+            Self::ForgotPerEmail => s.forgot_per_email,
+            Self::ActivationPerAccount => s.activation_per_account,
+            Self::ResendPerEmail => s.resend_per_email,
+        }
+    }
+}
+
+/// One GCRA step. `tat` is the theoretical arrival time (ms) stored for the
+/// key, `None` when unknown. Returns the new `tat` to store, or `Err(wait)`
+/// when the request must wait `wait` ms. A `cost` of -1 gives a cell back.
+pub fn gcra(tat: Option<i64>, now: i64, rate: Rate, cost: i64) -> std::result::Result<i64, i64> {
+    let period = rate.period.as_millis() as i64;
+    let interval = (period / i64::from(rate.count)).max(1);
+    let tat = tat.unwrap_or(now).max(now);
+    let new_tat = tat + cost * interval;
+    if cost > 0 && new_tat - now > period {
+        return Err((new_tat - period - now).max(1));
+    }
+    Ok(new_tat.max(now))
+}
+
+/// Same arithmetic as [`gcra`], run atomically inside Redis.
+const GCRA_LUA: &str = r"
+local now = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local interval = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + cost * interval
+if cost > 0 and new_tat - now > period then
+  return math.max(new_tat - period - now, 1)
+end
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+end
+return 0
+";
+
+#[derive(Clone)]
+enum Backend {
+    Memory(Arc<Mutex<HashMap<(LimitKind, String), i64>>>),
+    Redis {
+        conn: ConnectionManager,
+        script: Arc<redis::Script>,
+    },
+}
+
+/// The rate limiter; limits are read from the live settings on every check,
+/// so a reload applies to the next request.
+#[derive(Clone)]
+pub struct Limiter {
+    backend: Backend,
+    live: LiveSettings,
+    clock: Clock,
+}
+
+impl Limiter {
+    /// In-memory limits, for one replica.
+    pub fn memory(live: LiveSettings, clock: Clock) -> Self {
+        Self {
+            backend: Backend::Memory(Arc::default()),
+            live,
+            clock,
+        }
+    }
+
+    /// Limits shared through Redis.
+    pub fn redis(conn: ConnectionManager, live: LiveSettings, clock: Clock) -> Self {
+        Self {
+            backend: Backend::Redis {
+                conn,
+                script: Arc::new(redis::Script::new(GCRA_LUA)),
+            },
+            live,
+            clock,
+        }
+    }
+
+    /// Counts one request against `kind` for `key`; `RateLimited` when over.
+    pub async fn check(&self, kind: LimitKind, key: &str) -> Result<()> {
+        match self.step(kind, key, 1).await {
+            Ok(()) => Ok(()),
+            Err(wait_ms) => {
+                metrics::counter!("rate_limited_total", "limit" => kind.name()).increment(1);
+                Err(Error::RateLimited {
+                    retry_after: Duration::from_millis(wait_ms as u64),
+                })
+            }
+        }
+    }
+
+    /// Like [`Limiter::check`] but answers `false` instead of an error.
+    pub async fn reserve(&self, kind: LimitKind, key: &str) -> bool {
+        let ok = self.step(kind, key, 1).await.is_ok();
+        if !ok {
+            metrics::counter!("rate_limited_total", "limit" => kind.name()).increment(1);
+        }
+        ok
+    }
+
+    /// Gives back one request counted by `check` or `reserve`.
+    pub async fn refund(&self, kind: LimitKind, key: &str) {
+        let _ = self.step(kind, key, -1).await;
+    }
+
+    /// Forgets every count (for tests of windows).
+    pub async fn step(
+        &self,
+        kind: LimitKind,
+        key: &str,
+        cost: i64,
+    ) -> std::result::Result<(), i64> {
+        let rate = kind.rate(&self.live.get().rate_limits);
+        let now = self.clock.now().timestamp_millis();
+        match &self.backend {
+            Backend::Memory(map) => {
+                let Ok(mut map) = map.lock() else {
+                    return Ok(());
+                };
+                let k = (kind, key.to_owned());
+                let new_tat = gcra(map.get(&k).copied(), now, rate, cost)?;
+                if new_tat <= now {
+                    map.remove(&k);
+                } else {
+                    map.insert(k, new_tat);
+                }
+                Ok(())
+            }
+            Backend::Redis { conn, script } => {
+                let period = rate.period.as_millis() as i64;
+                let interval = (period / i64::from(rate.count)).max(1);
+                let mut conn = conn.clone();
+                let res: redis::RedisResult<i64> = script
+                    .key(format!("gatehouse:rl:{}:{key}", kind.name()))
+                    .arg(now)
+                    .arg(period)
+                    .arg(interval)
+                    .arg(cost)
+                    .invoke_async(&mut conn)
+                    .await;
+                match res {
+                    Ok(0) => Ok(()),
+                    Ok(wait) => Err(wait),
+                    Err(e) => {
+                        tracing::error!(error = %e, limit = kind.name(), "Redis unavailable: rate limit not enforced");
+                        metrics::counter!("redis_errors_total", "op" => "rate_limit").increment(1);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops memory entries whose window has passed.
+    pub fn sweep(&self) {
+        if let Backend::Memory(map) = &self.backend
+            && let Ok(mut map) = map.lock()
+        {
+            let now = self.clock.now().timestamp_millis();
+            map.retain(|_, tat| *tat > now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_allows_the_burst_then_spaces_requests() {
+        let rate = Rate {
+            count: 5,
+            period: Duration::from_secs(600),
+        };
+        let mut tat = None;
+        for i in 0..5 {
+            tat = Some(gcra(tat, 0, rate, 1).unwrap_or_else(|_| panic!("request {i} allowed")));
+        }
+        let wait = gcra(tat, 0, rate, 1).expect_err("sixth refused");
+        assert_eq!(wait, 120_000, "one cell frees every period/count");
+        assert!(
+            gcra(tat, 120_000, rate, 1).is_ok(),
+            "allowed once a cell frees"
+        );
+        // A refund gives the cell back at once.
+        let back = gcra(tat, 0, rate, -1).expect("refund");
+        assert!(gcra(Some(back), 0, rate, 1).is_ok());
+    }
+}

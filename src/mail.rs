@@ -1,0 +1,232 @@
+//! Outgoing mail: messages are queued and sent by a background task with
+//! bounded retries, so an HTTP answer never waits for (or fails because of)
+//! the mail server. Transports: `log` (local use only), `file`, `smtp`.
+
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::mpsc;
+
+use crate::config::{MailSettings, MailTransportKind};
+use crate::shutdown::Shutdown;
+
+/// Messages waiting to be sent; beyond this, new ones are dropped (and
+/// counted) rather than letting memory grow without bound.
+const QUEUE: usize = 1024;
+
+/// A message to send.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    /// Recipient address.
+    pub to: String,
+    /// Subject.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+}
+
+/// Handle for queueing mail.
+#[derive(Clone)]
+pub struct Mailer {
+    tx: mpsc::Sender<Mail>,
+    product: String,
+}
+
+enum Transport {
+    Log,
+    File(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+impl Mailer {
+    /// Starts the sender task; it ends when every `Mailer` is dropped or
+    /// `shutdown` fires.
+    pub fn start(settings: &MailSettings, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let transport = match settings.transport {
+            MailTransportKind::Log => {
+                tracing::warn!(
+                    "mail.transport = \"log\": messages, codes and reset links go to the log; \
+                     for local use only, set mail.transport = \"smtp\" in production"
+                );
+                Transport::Log
+            }
+            MailTransportKind::File => {
+                std::fs::create_dir_all(&settings.file_dir)?;
+                Transport::File(AsyncFileTransport::new(&settings.file_dir))
+            }
+            MailTransportKind::Smtp => {
+                let url = settings.smtp_url.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("mail.smtp_url is required for the smtp transport")
+                })?;
+                let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                    .map_err(|e| anyhow::anyhow!("mail.smtp_url: {e}"))?
+                    .timeout(Some(settings.timeout))
+                    .build();
+                Transport::Smtp(t)
+            }
+        };
+        let from: Mailbox = settings.from.parse()?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let attempts = settings.max_attempts.max(1);
+        tokio::spawn(run(rx, transport, from, attempts, shutdown));
+        Ok(Self {
+            tx,
+            product: settings.product_name.clone(),
+        })
+    }
+
+    /// Queues a message; never waits.
+    pub fn send(&self, mail: Mail) {
+        if self.tx.try_send(mail).is_err() {
+            tracing::error!("mail queue full: message dropped");
+            metrics::counter!("mail_total", "result" => "dropped").increment(1);
+        }
+    }
+
+    /// Queues the activation email.
+    pub fn send_activation(&self, to: &str, code: &str, ttl: Duration) {
+        let p = &self.product;
+        let minutes = ttl.as_secs().div_ceil(60);
+        let text = format!(
+            "Welcome to {p}!\n\nYour activation code is: {code}\n\n\
+             Enter it where you signed up to activate your account. It expires in {minutes} minutes.\n\n\
+             If you did not sign up for {p}, ignore this email.\n"
+        );
+        let html = format!(
+            "<p>Welcome to {p}!</p><p>Your activation code is:</p>\
+             <p style=\"font-size:24px;font-weight:bold;letter-spacing:4px\">{code}</p>\
+             <p>Enter it where you signed up to activate your account. It expires in {minutes} minutes.</p>\
+             <p>If you did not sign up for {p}, ignore this email.</p>",
+            p = html_escape(p)
+        );
+        self.send(Mail {
+            to: to.into(),
+            subject: format!("Your {p} activation code: {code}"),
+            text,
+            html,
+        });
+    }
+
+    /// Queues the password-reset email.
+    pub fn send_reset(&self, to: &str, link: &str, ttl: Duration) {
+        let p = &self.product;
+        let minutes = ttl.as_secs().div_ceil(60);
+        let text = format!(
+            "Someone asked to reset the password of your {p} account.\n\n\
+             To choose a new password, open this link (valid for {minutes} minutes, once):\n{link}\n\n\
+             If it was not you, ignore this email: your password stays as it is.\n"
+        );
+        let html = format!(
+            "<p>Someone asked to reset the password of your {p} account.</p>\
+             <p><a href=\"{l}\">Choose a new password</a> (valid for {minutes} minutes, once).</p>\
+             <p>If it was not you, ignore this email: your password stays as it is.</p>",
+            p = html_escape(p),
+            l = html_escape(link)
+        );
+        self.send(Mail {
+            to: to.into(),
+            subject: format!("Reset your {p} password"),
+            text,
+            html,
+        });
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Mail>,
+    transport: Transport,
+    from: Mailbox,
+    attempts: u32,
+    shutdown: Shutdown,
+) {
+    loop {
+        let mail = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            () = shutdown.wait() => break,
+        };
+        deliver(&transport, &from, mail, attempts, &shutdown).await;
+    }
+}
+
+async fn deliver(
+    transport: &Transport,
+    from: &Mailbox,
+    mail: Mail,
+    attempts: u32,
+    shutdown: &Shutdown,
+) {
+    let to: Mailbox = match mail.to.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "unusable recipient address; message dropped");
+            metrics::counter!("mail_total", "result" => "failed").increment(1);
+            return;
+        }
+    };
+    let message = match Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(&mail.subject)
+        .multipart(MultiPart::alternative_plain_html(
+            mail.text.clone(),
+            mail.html.clone(),
+        )) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "could not build a message; dropped");
+            metrics::counter!("mail_total", "result" => "failed").increment(1);
+            return;
+        }
+    };
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=attempts {
+        let result = match transport {
+            Transport::Log => {
+                // The one place message contents are logged, by choice of the
+                // operator (mail.transport = "log").
+                tracing::info!(subject = %mail.subject, "mail (log transport):\n{}", mail.text);
+                Ok(())
+            }
+            Transport::File(t) => t
+                .send(message.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Transport::Smtp(t) => t
+                .send(message.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        };
+        match result {
+            Ok(()) => {
+                metrics::counter!("mail_total", "result" => "sent").increment(1);
+                return;
+            }
+            Err(e) if attempt < attempts => {
+                tracing::warn!(attempt, error = %e, "sending mail failed; retrying");
+                metrics::counter!("mail_retries_total").increment(1);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.wait() => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => {
+                tracing::error!(attempts, error = %e, "sending mail failed; message dropped (the user can ask for another)");
+                metrics::counter!("mail_total", "result" => "failed").increment(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Passwords: the policy of API.md and Argon2id hashing on the blocking pool
+//! with bounded concurrency (so a login flood cannot exhaust memory or stall
+//! the async executor).
+
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use crate::config::PasswordHashSettings;
+use crate::error::{Error, Result};
+
+/// Longest password accepted (API.md).
+pub const MAX_LEN: usize = 128;
+
+/// A password that passed the policy. Its `Debug` never shows it.
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl Password {
+    /// Applies the policy: `min_len..=128` characters, not all digits, and
+    /// strong enough by zxcvbn with the user's own inputs (email, username,
+    /// names) so a password built from them, or a common one, is refused.
+    /// Problems are reported under `field`.
+    pub fn parse(raw: &str, min_len: usize, user_inputs: &[&str], field: &str) -> Result<Self> {
+        let len = raw.chars().count();
+        let problem = if len < min_len {
+            Some(format!("must be at least {min_len} characters"))
+        } else if len > MAX_LEN {
+            Some(format!("must be at most {MAX_LEN} characters"))
+        } else if raw.chars().all(|c| c.is_ascii_digit()) {
+            Some("must not be entirely numeric".to_owned())
+        } else {
+            let inputs: Vec<&str> = user_inputs
+                .iter()
+                .copied()
+                .filter(|s| !s.is_empty())
+                .collect();
+            let estimate = zxcvbn::zxcvbn(raw, &inputs);
+            (u8::from(estimate.score()) < 3 || mostly_user_inputs(raw, &inputs)).then(|| {
+                "is too easy to guess: it is common, or too similar to your email, username or name"
+                    .to_owned()
+            })
+        };
+        match problem {
+            Some(p) => Err(Error::field(field, p)),
+            None => Ok(Self(raw.to_owned())),
+        }
+    }
+
+    /// The password itself, for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether the password is little more than the user's own inputs: with
+/// every input of 3+ characters removed (case and punctuation ignored),
+/// fewer than 6 characters are left. zxcvbn alone scores "alice.smith2024"
+/// as strong for alice.smith@example.com.
+fn mostly_user_inputs(raw: &str, inputs: &[&str]) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    let mut rest = norm(raw);
+    let mut found = false;
+    for input in inputs {
+        let i = norm(input);
+        if i.chars().count() >= 3 && rest.contains(&i) {
+            rest = rest.replace(&i, "");
+            found = true;
+        }
+    }
+    found && rest.chars().count() < 6
+}
+
+/// Result of checking a password against a stored hash.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// Wrong password (or no such user).
+    No,
+    /// Right password, hash made with the current parameters.
+    Yes,
+    /// Right password, but the hash should be redone with current parameters.
+    YesRehash,
+}
+
+/// Argon2id hasher shared by every request.
+#[derive(Clone)]
+pub struct Hasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A hash of a random password, verified when the user does not exist so
+    /// both answers cost the same.
+    dummy: Arc<str>,
+}
+
+impl Hasher {
+    /// Builds the hasher; computes the dummy hash once.
+    pub async fn new(settings: &PasswordHashSettings) -> Result<Self> {
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            None,
+        )
+        .map_err(|e| Error::internal(format!("password_hash: {e}")))?;
+        let permits = match settings.concurrency {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let mut hasher = Self {
+            params,
+            permits: Arc::new(Semaphore::new(permits)),
+            dummy: Arc::from(""),
+        };
+        let dummy_password = uuid::Uuid::new_v4().to_string();
+        hasher.dummy = Arc::from(hasher.hash(&dummy_password).await?);
+        Ok(hasher)
+    }
+
+    fn argon2(params: Params) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    }
+
+    /// Hashes a password (PHC string).
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        let password = password.to_owned();
+        let params = self.params.clone();
+        self.blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Self::argon2(params)
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(Error::internal)
+        })
+        .await
+    }
+
+    /// Checks `password` against `stored`, or against the dummy hash when
+    /// there is no user, spending the same time either way.
+    pub async fn verify(&self, stored: Option<&str>, password: &str) -> Result<Verified> {
+        let real = stored.is_some();
+        let stored = stored.map_or_else(|| self.dummy.to_string(), str::to_owned);
+        let password = password.to_owned();
+        let current = self.params.clone();
+        self.blocking(move || {
+            let Ok(parsed) = PasswordHash::new(&stored) else {
+                return Ok(Verified::No);
+            };
+            let ok = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            if !ok || !real {
+                return Ok(Verified::No);
+            }
+            let same = parsed.algorithm.as_str() == "argon2id"
+                && Params::try_from(&parsed).is_ok_and(|p| {
+                    p.m_cost() == current.m_cost()
+                        && p.t_cost() == current.t_cost()
+                        && p.p_cost() == current.p_cost()
+                });
+            Ok(if same {
+                Verified::Yes
+            } else {
+                Verified::YesRehash
+            })
+        })
+        .await
+    }
+
+    /// Runs CPU-heavy work on the blocking pool, at most `concurrency` at once,
+    /// keeping the caller's tracing span.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self.permits.acquire().await.map_err(Error::internal)?;
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(work))
+            .await
+            .map_err(Error::internal)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_refuses_weak_passwords_with_a_reason() {
+        let cases = [
+            ("short1!", "at least 8"),
+            ("12345678901", "numeric"),
+            ("password1", "easy to guess"),
+            ("alice.smith2024", "easy to guess"),
+            (&"x".repeat(129), "at most 128"),
+        ];
+        for (pw, expected) in cases {
+            let err = Password::parse(
+                pw,
+                8,
+                &["alice.smith@example.com", "alice", "Smith"],
+                "password",
+            )
+            .expect_err(pw);
+            let Error::Validation(fields) = err else {
+                panic!("not a validation error")
+            };
+            assert!(
+                fields["password"][0].contains(expected),
+                "{pw}: {:?}",
+                fields["password"]
+            );
+        }
+        assert!(Password::parse("correct-horse-battery-staple", 8, &[], "password").is_ok());
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_old_parameters_ask_for_a_rehash() {
+        let old = Hasher::new(&PasswordHashSettings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            concurrency: 1,
+        })
+        .await
+        .expect("hasher");
+        let new = Hasher::new(&PasswordHashSettings {
+            memory_kib: 128,
+            iterations: 1,
+            parallelism: 1,
+            concurrency: 1,
+        })
+        .await
+        .expect("hasher");
+        let h = old.hash("tr0ub4dor&3-horse").await.expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert_eq!(
+            old.verify(Some(&h), "tr0ub4dor&3-horse").await.expect("v"),
+            Verified::Yes
+        );
+        assert_eq!(
+            new.verify(Some(&h), "tr0ub4dor&3-horse").await.expect("v"),
+            Verified::YesRehash
+        );
+        assert_eq!(
+            old.verify(Some(&h), "wrong").await.expect("v"),
+            Verified::No
+        );
+        assert_eq!(old.verify(None, "anything").await.expect("v"), Verified::No);
+    }
+}

@@ -1,0 +1,99 @@
+//! Encryption at rest for stored secrets (`keys.encryption_key`):
+//! AES-256-GCM through `ring`, stored as `enc:v1:<base64(nonce ‖ ciphertext)>`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+
+const PREFIX: &str = "enc:v1:";
+
+/// Why a stored value could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The value is encrypted but no `keys.encryption_key` is configured.
+    #[error("the stored value is encrypted but keys.encryption_key is not set")]
+    NoKey,
+    /// Wrong key or damaged value.
+    #[error("the stored value cannot be decrypted (wrong keys.encryption_key?)")]
+    Undecryptable,
+}
+
+/// Seals and opens values with the configured key, or passes them through
+/// when none is configured.
+#[derive(Clone)]
+pub struct Sealer {
+    key: Option<std::sync::Arc<LessSafeKey>>,
+}
+
+impl Sealer {
+    /// `key_b64`: 32 bytes, base64 (validated with the configuration).
+    pub fn new(key_b64: Option<&str>) -> Self {
+        let key = key_b64
+            .and_then(|k| STANDARD.decode(k).ok())
+            .and_then(|k| UnboundKey::new(&AES_256_GCM, &k).ok())
+            .map(|k| std::sync::Arc::new(LessSafeKey::new(k)));
+        Self { key }
+    }
+
+    /// Encrypts `plain` when a key is configured.
+    pub fn seal(&self, plain: &str) -> String {
+        let Some(key) = &self.key else {
+            return plain.to_owned();
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        if SystemRandom::new().fill(&mut nonce).is_err() {
+            // The OS RNG failing is unrecoverable for an identity provider.
+            tracing::error!("the system random number generator failed");
+            return plain.to_owned();
+        }
+        let mut buf = plain.as_bytes().to_vec();
+        if key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+            .is_err()
+        {
+            return plain.to_owned();
+        }
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        format!("{PREFIX}{}", STANDARD.encode(out))
+    }
+
+    /// Decrypts a value from [`Sealer::seal`]; plain values pass through.
+    pub fn open(&self, stored: &str) -> Result<String, SealError> {
+        let Some(b64) = stored.strip_prefix(PREFIX) else {
+            return Ok(stored.to_owned());
+        };
+        let key = self.key.as_ref().ok_or(SealError::NoKey)?;
+        let raw = STANDARD.decode(b64).map_err(|_| SealError::Undecryptable)?;
+        if raw.len() < NONCE_LEN {
+            return Err(SealError::Undecryptable);
+        }
+        let (nonce, ct) = raw.split_at(NONCE_LEN);
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Undecryptable)?;
+        let mut buf = ct.to_vec();
+        let plain = key
+            .open_in_place(nonce, Aad::empty(), &mut buf)
+            .map_err(|_| SealError::Undecryptable)?;
+        String::from_utf8(plain.to_vec()).map_err(|_| SealError::Undecryptable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key() {
+        let key = STANDARD.encode([7u8; 32]);
+        let sealer = Sealer::new(Some(&key));
+        let sealed = sealer.seal("private");
+        assert!(sealed.starts_with(PREFIX) && !sealed.contains("private"));
+        assert_eq!(sealer.open(&sealed).expect("opens"), "private");
+        let other = Sealer::new(Some(&STANDARD.encode([8u8; 32])));
+        assert!(other.open(&sealed).is_err());
+        assert!(Sealer::new(None).open(&sealed).is_err());
+        assert_eq!(Sealer::new(None).seal("plain"), "plain");
+    }
+}

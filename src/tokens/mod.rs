@@ -1,0 +1,668 @@
+//! Tokens: the OAuth 2.0 token endpoint's grants (RFC 6749 §4.3 password,
+//! §6 refresh), signed access tokens (RFC 9068) and ID tokens (OIDC Core),
+//! refresh-token rotation with reuse detection (RFC 9700 §4.14), revocation
+//! (RFC 7009) and introspection (RFC 7662).
+
+pub mod claims;
+pub mod denylist;
+pub mod store;
+
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, Header, Validation};
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::accounts;
+use crate::clients::Client;
+use crate::clock::{Clock, chrono_duration};
+use crate::config::LiveSettings;
+use crate::entity::{refresh_tokens, users};
+use crate::error::{Error, Result};
+use crate::keys::KeyRing;
+use crate::limits::{LimitKind, Limiter};
+use crate::passwords::{Hasher, Verified};
+use crate::scope::Scope;
+use crate::secrets::{ServerKey, sha256_hex};
+use claims::{AccessClaims, IdClaims, ProfileClaims};
+use denylist::DenyList;
+
+/// Clock skew tolerated when checking `exp` and `nbf`.
+const LEEWAY_SECS: i64 = 30;
+/// Longest token string looked at.
+pub const MAX_TOKEN_LEN: usize = 8192;
+/// `typ` of access tokens (RFC 9068 §2.1).
+const ACCESS_TYP: &str = "at+jwt";
+/// What a wrong email and a wrong password both say.
+const BAD_CREDENTIALS: &str = "the username or password is incorrect";
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    /// The access token (a JWT).
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// The refresh token (opaque).
+    pub refresh_token: String,
+    /// Granted scope.
+    pub scope: String,
+    /// ID token when `openid` was granted.
+    pub id_token: Option<String>,
+}
+
+/// RFC 7662 §2.2 answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Introspection {
+    /// Whether the token is live.
+    pub active: bool,
+    /// Subject.
+    pub sub: Option<String>,
+    /// Client.
+    pub client_id: Option<String>,
+    /// Scope.
+    pub scope: Option<String>,
+    /// Expiry.
+    pub exp: Option<i64>,
+    /// Issue time.
+    pub iat: Option<i64>,
+    /// Token id.
+    pub jti: Option<String>,
+    /// `access_token` or `refresh_token`.
+    pub token_type: Option<String>,
+    /// Username or email.
+    pub username: Option<String>,
+    /// Issuer.
+    pub iss: Option<String>,
+    /// Audience.
+    pub aud: Option<String>,
+}
+
+/// The token service.
+#[derive(Clone)]
+pub struct Tokens {
+    db: DatabaseConnection,
+    keys: KeyRing,
+    live: LiveSettings,
+    clock: Clock,
+    server_key: ServerKey,
+    deny: DenyList,
+    hasher: Hasher,
+    limits: Limiter,
+    issuer: String,
+}
+
+/// Refresh token wire form: base64url(id ‖ HMAC(server key, "refresh", id)),
+/// 48 bytes: the MAC lets a forged token be refused without a query, and the
+/// value can be derived again for the grace window without storing it.
+fn refresh_value(key: &ServerKey, id: Uuid) -> String {
+    let mut raw = id.as_bytes().to_vec();
+    raw.extend_from_slice(&key.mac(&[b"refresh", id.as_bytes()]));
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn parse_refresh(key: &ServerKey, value: &str) -> Option<Uuid> {
+    if value.len() > 128 {
+        return None;
+    }
+    let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
+    if raw.len() != 48 {
+        return None;
+    }
+    let id = Uuid::from_slice(&raw[..16]).ok()?;
+    let mac = key.mac(&[b"refresh", id.as_bytes()]);
+    bool::from(mac.ct_eq(&raw[16..])).then_some(id)
+}
+
+impl Tokens {
+    /// Builds the service.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        db: DatabaseConnection,
+        keys: KeyRing,
+        live: LiveSettings,
+        clock: Clock,
+        server_key: ServerKey,
+        deny: DenyList,
+        hasher: Hasher,
+        limits: Limiter,
+    ) -> Self {
+        let issuer = live.get().server.public_url.clone();
+        Self {
+            db,
+            keys,
+            live,
+            clock,
+            server_key,
+            deny,
+            hasher,
+            limits,
+            issuer,
+        }
+    }
+
+    /// The issuer (`iss`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// RFC 6749 §4.3: exchanges a username (or email) and password for tokens.
+    ///
+    /// Failed attempts are throttled per (account, client IP) and per account;
+    /// an attempt is reserved before the password is checked so parallel
+    /// guesses cannot slip past the limit, and given back when it succeeds.
+    /// A throttled attempt answers exactly as a wrong password does.
+    pub async fn password_grant(
+        &self,
+        client: &Client,
+        login: &str,
+        password: &str,
+        scope: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<TokenSet> {
+        client.check_grant("password")?;
+        let settings = self.live.get();
+        let scope = Scope::parse(scope.unwrap_or(&settings.tokens.default_scope))?;
+        if login.is_empty() || password.is_empty() {
+            return Err(Error::InvalidRequest(
+                "username and password are required".into(),
+            ));
+        }
+        if login.chars().count() > 254 || password.chars().count() > crate::passwords::MAX_LEN {
+            return Err(Error::InvalidGrant(BAD_CREDENTIALS.into()));
+        }
+        self.limits
+            .check(LimitKind::LoginPerIp, &ip.to_string())
+            .await?;
+
+        let user = accounts::store::find_by_login(&self.db, login).await?;
+        // Unknown accounts are throttled under their login name, like real ones.
+        let account = user
+            .as_ref()
+            .map_or_else(|| login.to_lowercase(), |u| u.id.to_string());
+        let per_ip = format!("{account}|{ip}");
+        let reserved_ip = self
+            .limits
+            .reserve(LimitKind::LoginFailuresPerAccountIp, &per_ip)
+            .await;
+        let reserved_all = self
+            .limits
+            .reserve(LimitKind::LoginFailuresPerAccount, &account)
+            .await;
+        if !(reserved_ip && reserved_all) {
+            if reserved_ip {
+                self.limits
+                    .refund(LimitKind::LoginFailuresPerAccountIp, &per_ip)
+                    .await;
+            }
+            if reserved_all {
+                self.limits
+                    .refund(LimitKind::LoginFailuresPerAccount, &account)
+                    .await;
+            }
+            metrics::counter!("login_failures_total", "reason" => "throttled").increment(1);
+            tracing::info!(client.ip = %ip, "password grant throttled");
+            return Err(Error::InvalidGrant(BAD_CREDENTIALS.into()));
+        }
+
+        let verified = self
+            .hasher
+            .verify(user.as_ref().map(|u| u.password_hash.as_str()), password)
+            .await?;
+        let Some(user) = user.filter(|_| verified != Verified::No) else {
+            metrics::counter!("login_failures_total", "reason" => "bad_credentials").increment(1);
+            return Err(Error::InvalidGrant(BAD_CREDENTIALS.into()));
+        };
+        self.limits
+            .refund(LimitKind::LoginFailuresPerAccountIp, &per_ip)
+            .await;
+        self.limits
+            .refund(LimitKind::LoginFailuresPerAccount, &account)
+            .await;
+        if !user.activated {
+            return Err(Error::InvalidGrant(
+                "the account is not activated yet: enter the emailed code".into(),
+            ));
+        }
+        if user.disabled {
+            return Err(Error::InvalidGrant("the account is disabled".into()));
+        }
+        if verified == Verified::YesRehash {
+            // Upgrade the hash to the current parameters; a failure only
+            // postpones the upgrade to the next login.
+            match self.hasher.hash(password).await {
+                Ok(h) => {
+                    if let Err(e) =
+                        accounts::store::set_password_hash(&self.db, user.id, &h, self.clock.now())
+                            .await
+                    {
+                        tracing::warn!(user.id = %user.id, error = %e, "could not upgrade a password hash");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not rehash a password"),
+            }
+        }
+        let tokens = self.issue_new_family(&user, client, &scope).await?;
+        metrics::counter!("tokens_issued_total", "grant" => "password").increment(1);
+        Ok(tokens)
+    }
+
+    /// Starts a new token family for `user` (a fresh login).
+    pub async fn issue_new_family(
+        &self,
+        user: &users::Model,
+        client: &Client,
+        scope: &Scope,
+    ) -> Result<TokenSet> {
+        let now = self.clock.now();
+        let settings = self.live.get();
+        let id = Uuid::new_v4();
+        let row = refresh_tokens::Model {
+            id,
+            token_hash: String::new(),
+            family_id: id,
+            parent_id: None,
+            replaced_by: None,
+            user_id: user.id,
+            client_id: client.id.clone(),
+            scope: scope.to_string(),
+            auth_time: now,
+            created_at: now,
+            expires_at: now + chrono_duration(settings.tokens.refresh_ttl),
+            rotated_at: None,
+            revoked_at: None,
+        };
+        let refresh = self.store_refresh(&self.db, row).await?;
+        self.sign_set(user, client, scope, now, now, refresh, id)
+    }
+
+    /// RFC 6749 §6: exchanges a refresh token for new tokens, rotating it.
+    ///
+    /// Presenting a token that was already rotated is reuse (RFC 9700
+    /// §4.14.2): the whole family is revoked, unless it comes within
+    /// `tokens.refresh_reuse_grace` of the rotation, when the caller gets the
+    /// same child again (two browser tabs refreshing at once).
+    pub async fn refresh_grant(
+        &self,
+        client: &Client,
+        presented: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenSet> {
+        client.check_grant("refresh_token")?;
+        if presented.is_empty() {
+            return Err(Error::InvalidRequest("refresh_token is required".into()));
+        }
+        let invalid =
+            || Error::InvalidGrant("the refresh token is invalid, expired or revoked".into());
+        let id = parse_refresh(&self.server_key, presented).ok_or_else(invalid)?;
+        let now = self.clock.now();
+        let settings = self.live.get();
+        let row = store::find(&self.db, id).await?.ok_or_else(invalid)?;
+        if row.client_id != client.id || row.token_hash != sha256_hex(presented.as_bytes()) {
+            return Err(invalid());
+        }
+        let granted = Scope::parse(&row.scope)?;
+        let scope = match scope {
+            Some(s) => {
+                let asked = Scope::parse(s)?;
+                if !asked.is_subset_of(&granted) {
+                    return Err(Error::InvalidScope(
+                        "the scope may not exceed the original grant".into(),
+                    ));
+                }
+                asked
+            }
+            None => granted,
+        };
+
+        let child_id = Uuid::new_v4();
+        let txn = self.db.begin().await?;
+        // The conditional update is the first statement so that SQLite takes
+        // its write lock at once and PostgreSQL locks the row: of concurrent
+        // rotations exactly one wins.
+        let won = store::try_rotate(&txn, row.id, child_id, now).await?;
+        let child_value = if won {
+            let child = refresh_tokens::Model {
+                id: child_id,
+                token_hash: String::new(),
+                family_id: row.family_id,
+                parent_id: Some(row.id),
+                replaced_by: None,
+                user_id: row.user_id,
+                client_id: row.client_id.clone(),
+                scope: row.scope.clone(),
+                auth_time: row.auth_time,
+                created_at: now,
+                expires_at: now + chrono_duration(settings.tokens.refresh_ttl),
+                rotated_at: None,
+                revoked_at: None,
+            };
+            let value = self.store_refresh(&txn, child).await?;
+            txn.commit().await?;
+            value
+        } else {
+            txn.rollback().await?;
+            self.replayed(row.id, now, settings.tokens.refresh_reuse_grace)
+                .await?
+        };
+
+        let user = accounts::store::find_by_id(&self.db, row.user_id)
+            .await?
+            .ok_or_else(invalid)?;
+        if !user.activated || user.disabled {
+            store::revoke_family(&self.db, row.family_id, now).await?;
+            return Err(Error::InvalidGrant("the account is disabled".into()));
+        }
+        let tokens = self.sign_set(
+            &user,
+            client,
+            &scope,
+            row.auth_time,
+            now,
+            child_value,
+            row.family_id,
+        )?;
+        metrics::counter!("tokens_issued_total", "grant" => "refresh_token").increment(1);
+        Ok(tokens)
+    }
+
+    /// A token that lost (or never had) the rotation: hand out its child if
+    /// within the grace window, else treat it as reuse.
+    async fn replayed(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        grace: std::time::Duration,
+    ) -> Result<String> {
+        let invalid =
+            || Error::InvalidGrant("the refresh token is invalid, expired or revoked".into());
+        let row = store::find(&self.db, id).await?.ok_or_else(invalid)?;
+        if row.revoked_at.is_some() || row.expires_at <= now {
+            return Err(invalid());
+        }
+        let (Some(rotated_at), Some(child)) = (row.rotated_at, row.replaced_by) else {
+            return Err(invalid());
+        };
+        if now - rotated_at <= chrono_duration(grace) {
+            let child_row = store::find(&self.db, child).await?.ok_or_else(invalid)?;
+            if child_row.revoked_at.is_none() {
+                return Ok(refresh_value(&self.server_key, child));
+            }
+            return Err(invalid());
+        }
+        let revoked = store::revoke_family(&self.db, row.family_id, now).await?;
+        metrics::counter!("refresh_reuse_detected_total").increment(1);
+        tracing::warn!(token.family = %row.family_id, user.id = %row.user_id, revoked, "refresh token reuse: family revoked");
+        Err(Error::InvalidGrant(
+            "the refresh token was already used; the session has been revoked".into(),
+        ))
+    }
+
+    async fn store_refresh(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        mut row: refresh_tokens::Model,
+    ) -> Result<String> {
+        let value = refresh_value(&self.server_key, row.id);
+        row.token_hash = sha256_hex(value.as_bytes());
+        store::insert(db, row).await?;
+        Ok(value)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign_set(
+        &self,
+        user: &users::Model,
+        client: &Client,
+        scope: &Scope,
+        auth_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+        refresh_token: String,
+        family: Uuid,
+    ) -> Result<TokenSet> {
+        let settings = self.live.get();
+        let access_ttl = settings.tokens.access_ttl;
+        let key = self.keys.signing_key(now)?;
+        let iat = now.timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: user.id.to_string(),
+            aud: client.audience.clone(),
+            client_id: client.id.clone(),
+            exp: iat + access_ttl.as_secs() as i64,
+            iat,
+            nbf: iat,
+            jti: Uuid::new_v4().to_string(),
+            scope: scope.to_string(),
+            email: Some(user.email.clone()),
+            email_verified: Some(user.email_verified),
+            preferred_username: user.username.clone(),
+            roles: accounts::roles_of(user),
+            sid: Some(family.to_string()),
+        };
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some(ACCESS_TYP.into());
+        header.kid = Some(key.kid.clone());
+        let access_token =
+            jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(Error::internal)?;
+        let id_token = if scope.has("openid") {
+            let id_claims = IdClaims {
+                iss: self.issuer.clone(),
+                sub: user.id.to_string(),
+                aud: client.id.clone(),
+                exp: iat + settings.tokens.id_token_ttl.as_secs() as i64,
+                iat,
+                auth_time: auth_time.timestamp(),
+                profile: ProfileClaims::of(user, scope),
+            };
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some(key.kid.clone());
+            Some(
+                jsonwebtoken::encode(&header, &id_claims, &key.encoding)
+                    .map_err(Error::internal)?,
+            )
+        } else {
+            None
+        };
+        Ok(TokenSet {
+            access_token,
+            expires_in: access_ttl.as_secs(),
+            refresh_token,
+            scope: scope.to_string(),
+            id_token,
+        })
+    }
+
+    /// Checks a bearer access token: RS256 only, a published `kid`, `typ`
+    /// `at+jwt`, our issuer, `exp`/`nbf` with a small leeway, and the deny list.
+    pub async fn verify_access(&self, token: &str) -> Result<AccessClaims> {
+        let claims = self.verify_signature(token)?;
+        let now = self.clock.now();
+        let t = now.timestamp();
+        if claims.exp + LEEWAY_SECS <= t {
+            return Err(Error::InvalidBearer("the access token expired".into()));
+        }
+        if claims.nbf - LEEWAY_SECS > t {
+            return Err(Error::InvalidBearer(
+                "the access token is not valid yet".into(),
+            ));
+        }
+        let jti = Uuid::parse_str(&claims.jti)
+            .map_err(|_| Error::InvalidBearer("malformed token".into()))?;
+        if self.deny.is_denied(jti, now).await? {
+            return Err(Error::InvalidBearer("the access token was revoked".into()));
+        }
+        Ok(claims)
+    }
+
+    /// Signature, algorithm, `kid`, `typ` and issuer; not time or revocation.
+    fn verify_signature(&self, token: &str) -> Result<AccessClaims> {
+        let malformed = || {
+            Error::InvalidBearer(
+                "the access token is malformed or not signed by this server".into(),
+            )
+        };
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(malformed());
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| malformed())?;
+        if header.alg != Algorithm::RS256 {
+            return Err(malformed());
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(malformed());
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.decoding_key(kid))
+            .ok_or_else(malformed)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.validate_aud = false;
+        // Time is checked against our clock by the caller.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_required_spec_claims(&["iss", "sub", "exp"]);
+        jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+            .map(|d| d.claims)
+            .map_err(|_| malformed())
+    }
+
+    /// RFC 7009: revokes a refresh token (its whole family) or an access
+    /// token (its `jti`, until it expires). Unknown tokens are not an error.
+    pub async fn revoke(&self, client: &Client, token: &str, hint: Option<&str>) -> Result<()> {
+        let now = self.clock.now();
+        let access_first = hint == Some("access_token") || token.matches('.').count() == 2;
+        if !access_first && self.revoke_refresh(client, token, now).await? {
+            return Ok(());
+        }
+        if let Ok(claims) = self.verify_signature(token) {
+            if let Ok(jti) = Uuid::parse_str(&claims.jti)
+                && claims.exp > now.timestamp()
+            {
+                let exp = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+                self.deny.deny(jti, exp, now).await?;
+                tracing::info!(user.id = %claims.sub, "access token revoked");
+            }
+            return Ok(());
+        }
+        if access_first {
+            self.revoke_refresh(client, token, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn revoke_refresh(
+        &self,
+        client: &Client,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let Some(id) = parse_refresh(&self.server_key, token) else {
+            return Ok(false);
+        };
+        let Some(row) = store::find(&self.db, id).await? else {
+            return Ok(false);
+        };
+        if row.client_id != client.id && client.confidential {
+            // RFC 7009 §2.1: a client may revoke only its own tokens.
+            return Ok(true);
+        }
+        store::revoke_family(&self.db, row.family_id, now).await?;
+        tracing::info!(user.id = %row.user_id, "refresh token family revoked");
+        Ok(true)
+    }
+
+    /// RFC 7662: what a resource server may know about `token`.
+    pub async fn introspect(&self, token: &str) -> Result<Introspection> {
+        if let Ok(claims) = self.verify_access(token).await {
+            let user = match Uuid::parse_str(&claims.sub) {
+                Ok(id) => accounts::store::find_by_id(&self.db, id).await?,
+                Err(_) => None,
+            };
+            let Some(user) = user.filter(|u| u.activated && !u.disabled) else {
+                return Ok(Introspection::default());
+            };
+            return Ok(Introspection {
+                active: true,
+                sub: Some(claims.sub),
+                client_id: Some(claims.client_id),
+                scope: Some(claims.scope),
+                exp: Some(claims.exp),
+                iat: Some(claims.iat),
+                jti: Some(claims.jti),
+                token_type: Some("access_token".into()),
+                username: Some(user.username.unwrap_or(user.email)),
+                iss: Some(claims.iss),
+                aud: Some(claims.aud),
+            });
+        }
+        let now = self.clock.now();
+        if let Some(id) = parse_refresh(&self.server_key, token)
+            && let Some(row) = store::find(&self.db, id).await?
+            && row.revoked_at.is_none()
+            && row.rotated_at.is_none()
+            && row.expires_at > now
+            && let Some(user) = accounts::store::find_by_id(&self.db, row.user_id).await?
+        {
+            return Ok(Introspection {
+                active: true,
+                sub: Some(row.user_id.to_string()),
+                client_id: Some(row.client_id),
+                scope: Some(row.scope),
+                exp: Some(row.expires_at.timestamp()),
+                iat: Some(row.created_at.timestamp()),
+                jti: Some(row.id.to_string()),
+                token_type: Some("refresh_token".into()),
+                username: Some(user.username.unwrap_or(user.email)),
+                iss: Some(self.issuer.clone()),
+                aud: None,
+            });
+        }
+        Ok(Introspection::default())
+    }
+
+    /// Revokes all of a user's refresh tokens except `keep_family`'s
+    /// (password change keeps the caller's session; reset keeps none).
+    pub async fn revoke_user_sessions(&self, user: Uuid, keep_family: Option<Uuid>) -> Result<u64> {
+        Ok(store::revoke_user(&self.db, user, keep_family, self.clock.now()).await?)
+    }
+
+    /// Deletes expired refresh tokens and deny-list rows.
+    pub async fn sweep(&self) -> Result<u64> {
+        let now = self.clock.now();
+        let tokens = store::delete_expired(&self.db, now).await?;
+        let denials = self.deny.sweep(now).await?;
+        Ok(tokens + denials)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_values_carry_their_id_and_refuse_forgery() {
+        let key = ServerKey::from_bytes([1; 32]);
+        let id = Uuid::new_v4();
+        let v = refresh_value(&key, id);
+        assert_eq!(v.len(), 64);
+        assert_eq!(parse_refresh(&key, &v), Some(id));
+        assert_eq!(parse_refresh(&ServerKey::from_bytes([2; 32]), &v), None);
+        let mut tampered = v.clone().into_bytes();
+        tampered[40] = if tampered[40] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            parse_refresh(&key, &String::from_utf8(tampered).expect("ascii")),
+            None
+        );
+        assert_eq!(parse_refresh(&key, "not a token"), None);
+    }
+}
