@@ -115,11 +115,12 @@ impl AppState {
         let captcha = Captcha::new(settings.captcha.clone())?;
         let discovery = Arc::new(DiscoveryDocument::new(&settings.server.public_url));
         let live = LiveSettings::new(settings);
+        let prefix = live.get().redis.prefix.clone();
         let limits = match &redis {
-            Some(r) => Limiter::redis(r.clone(), live.clone(), clock.clone()),
+            Some(r) => Limiter::redis(r.clone(), prefix.clone(), live.clone(), clock.clone()),
             None => Limiter::memory(live.clone(), clock.clone()),
         };
-        let deny = DenyList::open(db.clone(), redis.clone(), now).await?;
+        let deny = DenyList::open(db.clone(), redis.clone().map(|r| (r, prefix)), now).await?;
         let tokens = Tokens::new(
             db.clone(),
             keys.clone(),

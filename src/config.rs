@@ -146,11 +146,23 @@ impl Default for DatabaseSettings {
 }
 
 /// `[redis]`
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSettings {
     /// Unset: in-memory limits and deny list (one replica only).
     pub url: Option<Secret>,
+    /// Prefix of every key; replicas of one deployment share it, separate
+    /// deployments on one Redis use different ones.
+    pub prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            prefix: "gatehouse".into(),
+        }
+    }
 }
 
 /// `[keys]`

@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, RuntimeErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    Statement, TransactionTrait,
+};
 
 use crate::config::DatabaseSettings;
 
@@ -31,10 +34,38 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     Ok(db)
 }
 
-/// Applies every pending migration. Safe to run from several processes:
-/// PostgreSQL serialises them on the migration table.
+/// Key of the PostgreSQL advisory lock that serialises migrations.
+const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573; // "gatehous"
+
+/// Applies every pending migration. Safe to run from several processes at
+/// once (replicas starting together): on PostgreSQL they queue on an
+/// advisory lock inside one transaction; on SQLite (whose migrations are
+/// idempotent `IF NOT EXISTS` statements) a loser of the race retries and
+/// finds the work done.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    if db.get_database_backend() == DbBackend::Postgres {
+        let txn = db.begin().await?;
+        txn.execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [MIGRATION_LOCK.into()],
+        ))
+        .await?;
+        Migrator::up(&txn, None).await?;
+        return txn.commit().await;
+    }
+    let mut attempt = 0;
+    loop {
+        match Migrator::up(db, None).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 20 => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Whether the database answers a trivial query.

@@ -115,6 +115,7 @@ enum Backend {
     Redis {
         conn: ConnectionManager,
         script: Arc<redis::Script>,
+        prefix: String,
     },
 }
 
@@ -138,11 +139,17 @@ impl Limiter {
     }
 
     /// Limits shared through Redis.
-    pub fn redis(conn: ConnectionManager, live: LiveSettings, clock: Clock) -> Self {
+    pub fn redis(
+        conn: ConnectionManager,
+        prefix: String,
+        live: LiveSettings,
+        clock: Clock,
+    ) -> Self {
         Self {
             backend: Backend::Redis {
                 conn,
                 script: Arc::new(redis::Script::new(GCRA_LUA)),
+                prefix,
             },
             live,
             clock,
@@ -176,13 +183,8 @@ impl Limiter {
         let _ = self.step(kind, key, -1).await;
     }
 
-    /// Forgets every count (for tests of windows).
-    pub async fn step(
-        &self,
-        kind: LimitKind,
-        key: &str,
-        cost: i64,
-    ) -> std::result::Result<(), i64> {
+    /// One GCRA step for `key` against `kind`'s current rate; `Err(ms)` to wait.
+    async fn step(&self, kind: LimitKind, key: &str, cost: i64) -> std::result::Result<(), i64> {
         let rate = kind.rate(&self.live.get().rate_limits);
         let now = self.clock.now().timestamp_millis();
         match &self.backend {
@@ -199,12 +201,16 @@ impl Limiter {
                 }
                 Ok(())
             }
-            Backend::Redis { conn, script } => {
+            Backend::Redis {
+                conn,
+                script,
+                prefix,
+            } => {
                 let period = rate.period.as_millis() as i64;
                 let interval = (period / i64::from(rate.count)).max(1);
                 let mut conn = conn.clone();
                 let res: redis::RedisResult<i64> = script
-                    .key(format!("gatehouse:rl:{}:{key}", kind.name()))
+                    .key(format!("{prefix}:rl:{}:{key}", kind.name()))
                     .arg(now)
                     .arg(period)
                     .arg(interval)

@@ -21,7 +21,7 @@ enum Cache {
     /// This process only (one replica).
     Memory(Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>),
     /// Shared by every replica.
-    Redis(ConnectionManager),
+    Redis(ConnectionManager, String),
 }
 
 /// The deny list.
@@ -31,19 +31,19 @@ pub struct DenyList {
     cache: Cache,
 }
 
-fn redis_key(jti: Uuid) -> String {
-    format!("gatehouse:deny:{jti}")
+fn redis_key(prefix: &str, jti: Uuid) -> String {
+    format!("{prefix}:deny:{jti}")
 }
 
 impl DenyList {
     /// Opens the list; the memory cache starts from the table's live rows.
     pub async fn open(
         db: DatabaseConnection,
-        redis: Option<ConnectionManager>,
+        redis: Option<(ConnectionManager, String)>,
         now: DateTime<Utc>,
     ) -> Result<Self> {
         let cache = match redis {
-            Some(r) => Cache::Redis(r),
+            Some((r, prefix)) => Cache::Redis(r, prefix),
             None => {
                 let rows = store::live_denials(&db, now).await?;
                 Cache::Memory(Arc::new(Mutex::new(
@@ -68,10 +68,10 @@ impl DenyList {
                     m.insert(jti, expires_at);
                 }
             }
-            Cache::Redis(r) => {
+            Cache::Redis(r, prefix) => {
                 let ttl = (expires_at - now).num_seconds().max(1) as u64;
                 let mut r = r.clone();
-                if let Err(e) = r.set_ex::<_, _, ()>(redis_key(jti), 1, ttl).await {
+                if let Err(e) = r.set_ex::<_, _, ()>(redis_key(prefix, jti), 1, ttl).await {
                     // The row is in the database; checks fall back to it while
                     // Redis fails, so the revocation still holds.
                     tracing::error!(error = %e, "could not cache a revoked token in Redis");
@@ -89,9 +89,9 @@ impl DenyList {
                 .lock()
                 .map(|m| m.get(&jti).is_some_and(|exp| *exp > now))
                 .unwrap_or(false)),
-            Cache::Redis(r) => {
+            Cache::Redis(r, prefix) => {
                 let mut r = r.clone();
-                match r.exists::<_, bool>(redis_key(jti)).await {
+                match r.exists::<_, bool>(redis_key(prefix, jti)).await {
                     Ok(found) => Ok(found),
                     Err(e) => {
                         tracing::warn!(error = %e, "Redis unavailable; checking the deny list in the database");

@@ -131,6 +131,11 @@ impl Drop for TestDb {
 /// Settings for a test app: fast hashing, generous limits, the given
 /// database, plus `extra` TOML on top.
 pub fn settings(db_url: &str, extra: &str) -> Settings {
+    Settings::from_toml(&settings_toml(db_url, extra)).expect("test settings are valid")
+}
+
+/// The TOML text of [`settings`], for tests that write a config file.
+pub fn settings_toml(db_url: &str, extra: &str) -> String {
     let base = format!(
         r#"
 [server]
@@ -148,8 +153,7 @@ register_per_ip = "1000/1m"
 forgot_per_ip = "1000/1m"
 "#
     );
-    let merged = merge_toml(&base, extra);
-    Settings::from_toml(&merged).expect("test settings are valid")
+    merge_toml(&base, extra)
 }
 
 /// Merges two TOML documents, `b` winning.
@@ -553,4 +557,121 @@ pub fn code_in(text: &str) -> String {
         .find(|w| w.len() == 6)
         .expect("a 6-digit code")
         .to_owned()
+}
+
+/// Where rate limits and the deny list live in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shared {
+    /// In process memory, on SQLite.
+    Memory,
+    /// In Redis (GATEHOUSE_TEST_REDIS_URL), on PostgreSQL.
+    Redis,
+}
+
+/// Runs an `async fn(Shared)` test with in-memory limits on SQLite, and with
+/// Redis on PostgreSQL when asked for with `--include-ignored`.
+#[macro_export]
+macro_rules! shared {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory_sqlite() {
+                super::$name($crate::helpers::Shared::Memory).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs PostgreSQL and Redis: set GATEHOUSE_TEST_DATABASE_URL and GATEHOUSE_TEST_REDIS_URL and run with --include-ignored"]
+            async fn redis_postgres() {
+                super::$name($crate::helpers::Shared::Redis).await
+            }
+        }
+    };
+}
+
+impl Shared {
+    /// The database backend that goes with it.
+    pub fn backend(self) -> Backend {
+        match self {
+            Shared::Memory => Backend::Sqlite,
+            Shared::Redis => Backend::Postgres,
+        }
+    }
+
+    /// TOML for `[redis]`: a fresh key prefix per call (one deployment).
+    pub fn redis_toml(self) -> String {
+        match self {
+            Shared::Memory => String::new(),
+            Shared::Redis => format!(
+                "[redis]\nurl = \"{}\"\nprefix = \"gh-test-{}\"\n",
+                redis_url(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        }
+    }
+}
+
+/// A TCP proxy a test can cut and restore, to break a dependency for real.
+#[derive(Clone)]
+pub struct ChaosProxy {
+    /// Port it listens on.
+    pub port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ChaosProxy {
+    /// Forwards 127.0.0.1:`port` → `target`.
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (u, g) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !u.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let born = g.load(Ordering::SeqCst);
+                let (u, g) = (u.clone(), g.clone());
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let cut = async {
+                        while u.load(Ordering::SeqCst) && g.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = cut => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            up,
+            generation,
+        }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -7,4 +7,7 @@ mod helpers;
 mod accounts;
 mod email;
 mod foundation;
+mod limits;
+mod reload;
+mod replicas;
 mod tokens;
