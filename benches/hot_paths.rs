@@ -1,1 +1,174 @@
-fn main() {}
+//! Criterion benchmarks of the hot functions, on the real services (a
+//! SQLite database in a temp dir, the default Argon2id and RSA-2048 keys).
+//!
+//! Run: `cargo bench --bench hot_paths`. Numbers are in README.md.
+
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use gatehouse::app::AppState;
+use gatehouse::clients::{self, Credentials};
+use gatehouse::config::Settings;
+use gatehouse::passwords::Hasher;
+use gatehouse::scope::Scope;
+
+const PASSWORD: &str = "vivid-Meadow-lantern-42";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A full app state on a fresh SQLite file, with one activated user.
+fn state(rt: &tokio::runtime::Runtime, dir: &tempfile::TempDir) -> AppState {
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
+    let settings = Settings::from_toml(&format!(
+        "[database]\nurl = \"{url}\"\n[mail]\ntransport = \"file\"\nfile_dir = \"{}\"\n[log]\nlevel = \"error\"\n",
+        dir.path().join("mail").display()
+    ))
+    .expect("settings");
+    rt.block_on(async {
+        let (_trigger, shutdown) = gatehouse::shutdown::channel();
+        let state = AppState::build(settings, shutdown).await.expect("state");
+        state
+            .accounts
+            .create_user("bench@example.com", PASSWORD, false)
+            .await
+            .expect("user");
+        state
+    })
+}
+
+fn passwords(c: &mut Criterion) {
+    let rt = runtime();
+    let hasher = rt
+        .block_on(Hasher::new(&Default::default()))
+        .expect("hasher");
+    let hash = rt.block_on(hasher.hash(PASSWORD)).expect("hash");
+    let mut g = c.benchmark_group("argon2id_m19456_t2_p1");
+    g.sample_size(30).measurement_time(Duration::from_secs(5));
+    g.bench_function("verify", |b| {
+        b.to_async(&rt)
+            .iter(|| async { hasher.verify(Some(&hash), PASSWORD).await.expect("verify") })
+    });
+    g.finish();
+}
+
+fn tokens(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("dir");
+    let state = state(&rt, &dir);
+    let settings = state.live.get();
+    let client = clients::authenticate(&settings, &Credentials::default()).expect("client");
+    let user = rt
+        .block_on(gatehouse::accounts::store::find_by_email(
+            &state.db,
+            "bench@example.com",
+        ))
+        .expect("query")
+        .expect("user");
+    let no_openid = Scope::parse("profile email").expect("scope");
+    let with_openid = Scope::parse("openid profile email").expect("scope");
+
+    let mut g = c.benchmark_group("tokens");
+    g.bench_function(
+        "issue_new_family_without_openid (1 RSA signature + 1 insert)",
+        |b| {
+            b.to_async(&rt).iter(|| async {
+                state
+                    .tokens
+                    .issue_new_family(&user, &client, &no_openid)
+                    .await
+                    .expect("issue")
+            })
+        },
+    );
+    g.bench_function(
+        "issue_new_family_with_openid (2 RSA signatures + 1 insert)",
+        |b| {
+            b.to_async(&rt).iter(|| async {
+                state
+                    .tokens
+                    .issue_new_family(&user, &client, &with_openid)
+                    .await
+                    .expect("issue")
+            })
+        },
+    );
+    let set = rt
+        .block_on(state.tokens.issue_new_family(&user, &client, &no_openid))
+        .expect("issue");
+    g.bench_function("verify_access (RS256 verify + deny-list check)", |b| {
+        b.to_async(&rt).iter(|| async {
+            state
+                .tokens
+                .verify_access(&set.access_token)
+                .await
+                .expect("verify")
+        })
+    });
+    g.bench_function(
+        "refresh_grant on SQLite (rotation + 1 RSA signature)",
+        |b| {
+            b.iter_batched(
+                || {
+                    rt.block_on(state.tokens.issue_new_family(&user, &client, &no_openid))
+                        .expect("issue")
+                        .refresh_token
+                },
+                |rt_token| {
+                    rt.block_on(state.tokens.refresh_grant(&client, &rt_token, None))
+                        .expect("refresh")
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    g.finish();
+
+    let mut g = c.benchmark_group("jwks");
+    g.bench_function("serve prepared bytes", |b| {
+        b.iter(|| state.keys.jwks().to_vec())
+    });
+    g.bench_function("reload and re-render from the database", |b| {
+        b.to_async(&rt).iter(|| async {
+            state
+                .keys
+                .reload(state.clock.now(), Duration::from_secs(900))
+                .await
+                .expect("reload")
+        })
+    });
+    g.finish();
+}
+
+fn rsa_limit(c: &mut Criterion) {
+    // The hardware limit a token response cannot beat: one RSA-2048 PKCS#1
+    // v1.5 signature with a key parsed once.
+    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("key");
+    let der = key.to_pkcs1_der().expect("der");
+    let pair = ring::signature::RsaKeyPair::from_der(der.as_bytes()).expect("ring key");
+    let rng = ring::rand::SystemRandom::new();
+    let mut out = vec![0u8; pair.public().modulus_len()];
+    c.bench_function("rsa2048_sign_limit (ring, key parsed once)", |b| {
+        b.iter(|| {
+            pair.sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &rng,
+                b"header.payload",
+                &mut out,
+            )
+            .expect("sign")
+        })
+    });
+}
+
+criterion_group!(benches, passwords, tokens, rsa_limit);
+criterion_main!(benches);

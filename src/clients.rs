@@ -47,6 +47,33 @@ impl Client {
     }
 }
 
+/// Parses an `Authorization: Basic` value into client id and secret
+/// (RFC 6749 §2.3.1: both form-urlencoded before base64). `None` when the
+/// header is not Basic; `Err(InvalidClient)` when it is Basic but malformed.
+pub fn parse_basic(header: &str) -> Result<Option<(String, String)>> {
+    let Some((scheme, encoded)) = header.trim().split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(Error::InvalidClient)?;
+    let (id, secret) = decoded.split_once(':').ok_or(Error::InvalidClient)?;
+    let decode = |s: &str| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+            .ok()
+            .and_then(|mut v| v.pop())
+            .map(|(_, v)| v)
+            .ok_or(Error::InvalidClient)
+    };
+    Ok(Some((decode(id)?, decode(secret)?)))
+}
+
 /// Identifies the client; `invalid_client` for an unknown one or a bad secret.
 pub fn authenticate(settings: &Settings, creds: &Credentials) -> Result<Client> {
     let id = creds.id.as_deref().filter(|s| !s.is_empty());
@@ -93,6 +120,23 @@ pub fn authenticate(settings: &Settings, creds: &Credentials) -> Result<Client> 
 mod tests {
     use super::*;
     use crate::config::{ClientSettings, Secret};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_authorization_header_parses_without_panicking(h in ".{0,200}") {
+            let _ = parse_basic(&h);
+        }
+
+        #[test]
+        fn basic_credentials_round_trip(id in "[a-zA-Z0-9 :%+&=_.-]{0,40}", secret in "[a-zA-Z0-9 :%+&=_.-]{0,40}") {
+            use base64::Engine as _;
+            let enc = |s: &str| serde_urlencoded::to_string([("v", s)]).expect("encode")[2..].to_owned();
+            let raw = format!("{}:{}", enc(&id), enc(&secret));
+            let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw));
+            prop_assert_eq!(parse_basic(&header).expect("valid"), Some((id, secret)));
+        }
+    }
 
     fn settings() -> Settings {
         Settings {

@@ -741,6 +741,31 @@ impl LiveSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_rate_string_parses_or_explains(s in ".{0,40}") {
+            if let Ok(r) = s.parse::<Rate>() {
+                prop_assert!(r.count > 0 && !r.period.is_zero());
+            }
+        }
+
+        #[test]
+        fn rates_round_trip_through_display(count in 1u32..100_000, secs in 1u64..10_000_000) {
+            let r = Rate { count, period: Duration::from_secs(secs) };
+            prop_assert_eq!(r.to_string().parse::<Rate>(), Ok(r));
+        }
+
+        #[test]
+        fn any_duration_value_loads_or_names_its_key(v in "[ -~]{0,20}") {
+            let toml = format!("[tokens]\naccess_ttl = {}\n", toml::Value::String(v));
+            match Settings::from_toml(&toml) {
+                Ok(s) => prop_assert!(!s.tokens.access_ttl.is_zero()),
+                Err(e) => prop_assert!(e.to_string().contains("access_ttl"), "{}", e),
+            }
+        }
+    }
 
     #[test]
     fn rates_parse_with_count_and_period() {

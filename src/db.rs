@@ -77,10 +77,10 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
 /// bad query): the caller answers 503, not 500.
 pub fn is_unavailable(e: &DbErr) -> bool {
     let sqlx_err = match e {
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
-        DbErr::ConnectionAcquire(_) => return true,
+        // Opening a connection failed, whatever the reason: the server is
+        // down, restarting, or the network between us broke mid-handshake.
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
         _ => return false,
     };
     use sea_orm::sqlx::Error as E;

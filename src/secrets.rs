@@ -35,21 +35,28 @@ impl ServerKey {
         sealer: &Sealer,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Self> {
-        let mut fresh = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut fresh);
-        let row = ActiveModel {
-            name: Set(NAME.into()),
-            value: Set(sealer.seal(&STANDARD.encode(fresh))),
-            created_at: Set(now),
+        // Read first: a read-only database must still start.
+        let stored = match Entity::find_by_id(NAME.to_owned()).one(db).await? {
+            Some(row) => row,
+            None => {
+                let mut fresh = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut fresh);
+                let row = ActiveModel {
+                    name: Set(NAME.into()),
+                    value: Set(sealer.seal(&STANDARD.encode(fresh))),
+                    created_at: Set(now),
+                };
+                // Concurrent first starts: one insert wins, all read the winner.
+                Entity::insert(row)
+                    .on_conflict(OnConflict::column(Column::Name).do_nothing().to_owned())
+                    .exec_without_returning(db)
+                    .await?;
+                Entity::find_by_id(NAME.to_owned())
+                    .one(db)
+                    .await?
+                    .ok_or_else(|| Error::internal("server secret missing after insert"))?
+            }
         };
-        Entity::insert(row)
-            .on_conflict(OnConflict::column(Column::Name).do_nothing().to_owned())
-            .exec_without_returning(db)
-            .await?;
-        let stored = Entity::find_by_id(NAME.to_owned())
-            .one(db)
-            .await?
-            .ok_or_else(|| Error::internal("server secret missing after insert"))?;
         let plain = sealer.open(&stored.value).map_err(Error::internal)?;
         let bytes = STANDARD.decode(plain).map_err(Error::internal)?;
         let key: [u8; 32] = bytes

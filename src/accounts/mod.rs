@@ -247,11 +247,9 @@ impl Accounts {
             return Err(Error::InvalidCode);
         };
         if user.activated {
-            // Already active: a repeated (double-clicked) activation succeeds.
-            self.limits
-                .refund(LimitKind::ActivationPerAccount, &account)
-                .await;
-            return Ok(user);
+            // The code was spent; answering success here would tell anyone
+            // which emails have active accounts.
+            return Err(Error::InvalidCode);
         }
         let now = self.clock.now();
         let txn = self.db.begin().await?;

@@ -1,7 +1,6 @@
 //! `/oauth/*`: token (RFC 6749), revoke (RFC 7009), introspect (RFC 7662),
 //! userinfo (OIDC Core §5.3). Bodies are form-encoded or JSON.
 
-use base64::Engine as _;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::{Form, Json};
@@ -184,22 +183,19 @@ fn no_store() -> (String, String) {
     ("no-store".into(), "no-cache".into())
 }
 
-/// Client credentials from HTTP Basic (RFC 6749 §2.3.1, form-encoded id and
-/// secret) or from the body; using both is `invalid_request`.
+/// Client credentials from HTTP Basic (RFC 6749 §2.3.1) or from the body;
+/// using both is `invalid_request`.
 fn credentials(
     req: &Request,
     id: Option<String>,
     secret: Option<String>,
 ) -> Result<Credentials, Error> {
-    let Some(header) = req.headers().get("authorization") else {
-        return Ok(Credentials { id, secret });
+    let header = match req.headers().get("authorization") {
+        Some(h) => h.to_str().map_err(|_| Error::InvalidClient)?,
+        None => return Ok(Credentials { id, secret }),
     };
-    let value = header.to_str().map_err(|_| Error::InvalidClient)?;
-    let Some(encoded) = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-    else {
-        // A bearer header on the token endpoint is not client authentication.
+    // A bearer header on these endpoints is not client authentication.
+    let Some((basic_id, basic_secret)) = clients::parse_basic(header)? else {
         return Ok(Credentials { id, secret });
     };
     if secret.is_some() {
@@ -207,17 +203,6 @@ fn credentials(
             "use one client authentication method, not two".into(),
         ));
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or(Error::InvalidClient)?;
-    let (user, pass) = decoded.split_once(':').ok_or(Error::InvalidClient)?;
-    let decode = |s: &str| -> Result<String, Error> {
-        form_urlencoded_decode(s).ok_or(Error::InvalidClient)
-    };
-    let basic_id = decode(user)?;
-    let basic_secret = decode(pass)?;
     if id
         .as_deref()
         .is_some_and(|i| !i.is_empty() && i != basic_id)
@@ -228,14 +213,6 @@ fn credentials(
         id: Some(basic_id).filter(|s| !s.is_empty()).or(id),
         secret: Some(basic_secret).filter(|s| !s.is_empty()),
     })
-}
-
-/// `application/x-www-form-urlencoded` decoding of one value.
-fn form_urlencoded_decode(s: &str) -> Option<String> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
-        .ok()
-        .and_then(|mut v| v.pop())
-        .map(|(_, v)| v)
 }
 
 fn check_token_len(token: &str) -> Result<(), Error> {
@@ -407,4 +384,30 @@ async fn userinfo(state: &AppState, auth: &AccessToken) -> Result<Json<UserInfo>
         phone_number: p.phone_number,
         updated_at: p.updated_at,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_form_body_parses_or_is_refused_without_panicking(body in ".{0,300}") {
+            let _ = serde_urlencoded::from_str::<TokenRequest>(&body);
+        }
+
+        #[test]
+        fn any_json_body_parses_or_is_refused_without_panicking(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = serde_json::from_slice::<TokenRequest>(&body);
+        }
+
+        #[test]
+        fn form_fields_survive_encoding(user in ".{0,60}", pass in ".{0,60}") {
+            let body = serde_urlencoded::to_string([("grant_type", "password"), ("username", &user), ("password", &pass)]).expect("encode");
+            let r: TokenRequest = serde_urlencoded::from_str(&body).expect("decode");
+            prop_assert_eq!(r.username.as_deref(), Some(user.as_str()));
+            prop_assert_eq!(r.password.as_deref(), Some(pass.as_str()));
+        }
+    }
 }

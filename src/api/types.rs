@@ -17,12 +17,16 @@ pub struct User {
     /// Whether the email was proven (activation).
     pub email_verified: bool,
     /// Optional login name.
+    #[oai(nullable)]
     pub username: Option<String>,
     /// Given name.
+    #[oai(nullable)]
     pub given_name: Option<String>,
     /// Family name.
+    #[oai(nullable)]
     pub family_name: Option<String>,
     /// Phone number, E.164.
+    #[oai(nullable)]
     pub phone_number: Option<String>,
     /// Activated and not disabled.
     pub is_active: bool,

@@ -118,6 +118,48 @@ fn parse_refresh(key: &ServerKey, value: &str) -> Option<Uuid> {
     bool::from(mac.ct_eq(&raw[16..])).then_some(id)
 }
 
+/// Checks an access token's form and signature: at most
+/// [`MAX_TOKEN_LEN`] bytes, RS256 only (never `none`, never HMAC keyed with
+/// the public key), `typ` `at+jwt` (RFC 9068 §4), a `kid` that `key_for`
+/// knows, and `iss`. Time and revocation are the caller's.
+pub fn verify_jwt(
+    token: &str,
+    issuer: &str,
+    key_for: impl Fn(&str) -> Option<jsonwebtoken::DecodingKey>,
+) -> Result<AccessClaims> {
+    let malformed = || {
+        Error::InvalidBearer("the access token is malformed or not signed by this server".into())
+    };
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(malformed());
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| malformed())?;
+    if header.alg != Algorithm::RS256 {
+        return Err(malformed());
+    }
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(ACCESS_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok {
+        return Err(malformed());
+    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(key_for)
+        .ok_or_else(malformed)?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[issuer]);
+    validation.validate_aud = false;
+    // Time is checked against the app's clock by the caller.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.set_required_spec_claims(&["iss", "sub", "exp"]);
+    jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+        .map(|d| d.claims)
+        .map_err(|_| malformed())
+}
+
 impl Tokens {
     /// Builds the service.
     #[allow(clippy::too_many_arguments)]
@@ -501,39 +543,7 @@ impl Tokens {
 
     /// Signature, algorithm, `kid`, `typ` and issuer; not time or revocation.
     fn verify_signature(&self, token: &str) -> Result<AccessClaims> {
-        let malformed = || {
-            Error::InvalidBearer(
-                "the access token is malformed or not signed by this server".into(),
-            )
-        };
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(malformed());
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| malformed())?;
-        if header.alg != Algorithm::RS256 {
-            return Err(malformed());
-        }
-        let typ_ok = header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case(ACCESS_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok {
-            return Err(malformed());
-        }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.keys.decoding_key(kid))
-            .ok_or_else(malformed)?;
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[&self.issuer]);
-        validation.validate_aud = false;
-        // Time is checked against our clock by the caller.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.set_required_spec_claims(&["iss", "sub", "exp"]);
-        jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
-            .map(|d| d.claims)
-            .map_err(|_| malformed())
+        verify_jwt(token, &self.issuer, |kid| self.keys.decoding_key(kid))
     }
 
     /// RFC 7009: revokes a refresh token (its whole family) or an access
@@ -648,6 +658,56 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn test_key() -> (jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey) {
+        use rsa::pkcs1::EncodeRsaPrivateKey as _;
+        use rsa::traits::PublicKeyParts as _;
+        static KEY: std::sync::OnceLock<rsa::RsaPrivateKey> = std::sync::OnceLock::new();
+        let key = KEY.get_or_init(|| {
+            rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("key")
+        });
+        crate::keys::signer::install();
+        let der = key.to_pkcs1_der().expect("der");
+        (
+            jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
+            jsonwebtoken::DecodingKey::from_rsa_raw_components(
+                &key.n().to_bytes_be(),
+                &key.e().to_bytes_be(),
+            ),
+        )
+    }
+
+    fn sign(header: &Header, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(header, claims, &test_key().0).expect("sign")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_strings_never_verify_and_never_panic(token in ".{0,300}") {
+            let (_, dk) = test_key();
+            prop_assert!(verify_jwt(&token, "https://iss", |_| Some(dk.clone())).is_err());
+        }
+
+        #[test]
+        fn arbitrary_headers_and_kids_are_refused_unless_ours(kid in ".{0,40}", typ in "[a-z+/]{0,20}") {
+            let (_, dk) = test_key();
+            let mut h = Header::new(Algorithm::RS256);
+            h.kid = Some(kid.clone());
+            h.typ = Some(typ.clone());
+            let t = sign(&h, &serde_json::json!({"iss": "https://iss", "sub": "u", "exp": 1, "iat": 0, "nbf": 0, "jti": "j", "aud": "a", "client_id": "c", "scope": ""}));
+            let known = |k: &str| (k == "ours").then(|| dk.clone());
+            let ok = verify_jwt(&t, "https://iss", known).is_ok();
+            prop_assert_eq!(ok, kid == "ours" && (typ == "at+jwt" || typ == "application/at+jwt"));
+        }
+
+        #[test]
+        fn arbitrary_refresh_tokens_are_refused(value in ".{0,120}") {
+            prop_assert!(parse_refresh(&ServerKey::from_bytes([3; 32]), &value).is_none());
+        }
+    }
 
     #[test]
     fn refresh_values_carry_their_id_and_refuse_forgery() {

@@ -230,6 +230,13 @@ impl TestApp {
         config_path: Option<std::path::PathBuf>,
         mail: Option<MailSink>,
     ) -> Self {
+        // GATEHOUSE_TEST_LOG=debug shows the apps' logs when a test needs explaining.
+        if let Ok(level) = std::env::var("GATEHOUSE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(level)
+                .with_test_writer()
+                .try_init();
+        }
         let app = Application::build(settings, config_path)
             .await
             .expect("app builds");
@@ -663,11 +670,13 @@ impl ChaosProxy {
         }
     }
 
-    /// Drops every connection and refuses new ones.
-    pub fn cut(&self) {
+    /// Drops every connection and refuses new ones (returns once the
+    /// forwarding tasks had time to see it).
+    pub async fn cut(&self) {
         self.up.store(false, std::sync::atomic::Ordering::SeqCst);
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     /// Lets connections through again.

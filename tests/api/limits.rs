@@ -231,7 +231,7 @@ async fn with_redis_down_limits_fail_open_and_readiness_reports_it() {
     app.post_form("/oauth/revoke", &[("token", &revoked_at)])
         .await;
 
-    proxy.cut();
+    proxy.cut().await;
     let mut body = Value::Null;
     for _ in 0..50 {
         let r = app.get("/readyz").await;

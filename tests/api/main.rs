@@ -6,8 +6,11 @@ mod helpers;
 
 mod accounts;
 mod email;
+mod faults;
 mod foundation;
+mod keys;
 mod limits;
+mod ops;
 mod reload;
 mod replicas;
 mod tokens;
