@@ -1,7 +1,12 @@
 //! `/.well-known/*`: the JWK Set (RFC 7517) and OIDC Discovery 1.0.
 
 use poem::web::Data;
-use poem_openapi::payload::{Binary, Json};
+use std::marker::PhantomData;
+
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::{Json, Payload};
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
@@ -35,16 +40,38 @@ pub struct JwkSet {
     pub keys: Vec<JwkObject>,
 }
 
+/// JSON bytes rendered ahead of time, documented as `T`.
+pub struct PreparedJson<T>(pub Vec<u8>, pub PhantomData<T>);
+
+const JSON: &str = "application/json; charset=utf-8";
+
+impl<T: Type> Payload for PreparedJson<T> {
+    const CONTENT_TYPE: &'static str = JSON;
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Send> IntoResponse for PreparedJson<T> {
+    fn into_response(self) -> Response {
+        Response::builder().content_type(JSON).body(self.0)
+    }
+}
+
 /// JWKS answer, rendered once per key change.
 #[derive(ApiResponse)]
 pub enum JwksResponse {
     /// The key set, cacheable for `keys.jwks_max_age`.
-    #[oai(
-        status = 200,
-        content_type = "application/json",
-        actual_type = "Json<JwkSet>"
-    )]
-    Ok(Binary<Vec<u8>>, #[oai(header = "Cache-Control")] String),
+    #[oai(status = 200)]
+    Ok(
+        PreparedJson<JwkSet>,
+        #[oai(header = "Cache-Control")] String,
+    ),
 }
 
 /// OIDC Discovery 1.0 §3 provider metadata.
@@ -146,7 +173,7 @@ impl DiscoveryApi {
     async fn jwks(&self, state: Data<&AppState>) -> JwksResponse {
         let max_age = state.live.get().keys.jwks_max_age.as_secs();
         JwksResponse::Ok(
-            Binary(state.keys.jwks().to_vec()),
+            PreparedJson(state.keys.jwks().to_vec(), PhantomData),
             format!("public, max-age={max_age}"),
         )
     }
