@@ -152,19 +152,13 @@ impl Accounts {
         let password = match input.password.as_deref() {
             None | Some("") => p.take::<Password>("password", Err("is required".into())),
             Some(raw) => {
-                let inputs = user_inputs(
+                let about = [
                     email.as_ref().map(Email::as_str),
                     username.as_ref().map(Username::as_str),
                     given_name.as_deref(),
                     family_name.as_deref(),
-                );
-                let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-                match Password::parse(
-                    raw,
-                    settings.accounts.password_min_length,
-                    &refs,
-                    "password",
-                ) {
+                ];
+                match self.parse_password(raw, "password", about) {
                     Ok(pw) => Some(pw),
                     Err(Error::Validation(f)) => {
                         for (k, v) in f {
@@ -476,12 +470,19 @@ impl Accounts {
     }
 
     fn check_new_password(&self, user: &users::Model, raw: &str, field: &str) -> Result<Password> {
-        let inputs = user_inputs(
-            Some(&user.email),
+        let about = [
+            Some(user.email.as_str()),
             user.username.as_deref(),
             user.given_name.as_deref(),
             user.family_name.as_deref(),
-        );
+        ];
+        self.parse_password(raw, field, about)
+    }
+
+    /// The password policy with `accounts.password_min_length`, refusing
+    /// passwords like the user's own `[email, username, given, family]`.
+    fn parse_password(&self, raw: &str, field: &str, about: [Option<&str>; 4]) -> Result<Password> {
+        let inputs = user_inputs(about);
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         Password::parse(
             raw,
@@ -499,13 +500,10 @@ impl Accounts {
         admin: bool,
     ) -> Result<users::Model> {
         let email = Email::parse(email).map_err(|p| Error::field("email", p))?;
-        let inputs = user_inputs(Some(email.as_str()), None, None, None);
-        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let password = Password::parse(
+        let password = self.parse_password(
             password,
-            self.live.get().accounts.password_min_length,
-            &refs,
             "password",
+            [Some(email.as_str()), None, None, None],
         )?;
         let now = Utc::now();
         let user = users::Model {
@@ -548,12 +546,7 @@ impl Accounts {
 
 /// What the password must not resemble: the email, its local part, the
 /// username and the names.
-fn user_inputs(
-    email: Option<&str>,
-    username: Option<&str>,
-    given: Option<&str>,
-    family: Option<&str>,
-) -> Vec<String> {
+fn user_inputs([email, username, given, family]: [Option<&str>; 4]) -> Vec<String> {
     let mut v = Vec::new();
     if let Some(e) = email {
         v.push(e.to_owned());

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::helpers::{Backend, MailSink, PASSWORD, TestApp, assert_error, code_in};
+use crate::helpers::{Backend, MailSink, PASSWORD, TestApp, assert_error, code_in, metric};
 
 async fn the_activation_code_arrives_by_smtp_and_activates(backend: Backend) {
     let app = TestApp::spawn_with_mail(backend, "").await;
@@ -151,7 +151,11 @@ async fn registration_does_not_wait_for_a_dead_mail_server_and_resend_works_late
         "[mail]\ntransport = \"smtp\"\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nmax_attempts = 1\n"
     );
     let app = TestApp::spawn_with(Backend::Sqlite, &extra).await;
-    let failed_before = failed_mails(&app);
+    let failed_before = metric(
+        &app.state.metrics.render(),
+        "mail_total",
+        ("result", "failed"),
+    );
     let started = Instant::now();
     let r = app.register("offline@example.com", json!({})).await;
     let with_smtp_down = started.elapsed();
@@ -163,13 +167,22 @@ async fn registration_does_not_wait_for_a_dead_mail_server_and_resend_works_late
     eprintln!("MEASURE register with SMTP down: {with_smtp_down:?}");
     // The send was tried in the background, failed, and was counted.
     for _ in 0..200 {
-        if failed_mails(&app) > failed_before {
+        if metric(
+            &app.state.metrics.render(),
+            "mail_total",
+            ("result", "failed"),
+        ) > failed_before
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(
-        failed_mails(&app) > failed_before,
+        metric(
+            &app.state.metrics.render(),
+            "mail_total",
+            ("result", "failed")
+        ) > failed_before,
         "the failed send is counted"
     );
 
@@ -201,22 +214,6 @@ async fn registration_does_not_wait_for_a_dead_mail_server_and_resend_works_late
         "{text}: {}",
         r.text().await.unwrap_or_default()
     );
-}
-
-/// `mail_total{result="failed"}` from the process-wide recorder.
-fn failed_mails(app: &TestApp) -> f64 {
-    let text = app.state.metrics.render();
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("prometheus text");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == "mail_total" && s.labels.get("result") == Some("failed"))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
 }
 
 async fn forgot_and_resend_answer_alike_for_unknown_emails(backend: Backend) {

@@ -6,21 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, code_in};
-
-fn counter(text: &str, metric: &str, label: (&str, &str)) -> f64 {
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .expect("valid Prometheus text");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == metric && s.labels.get(label.0) == Some(label.1))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
-}
+use crate::helpers::{Backend, PASSWORD, TestApp, code_in, metric};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_after_a_login_and_parse_as_prometheus_text() {
@@ -34,23 +20,23 @@ async fn metrics_move_after_a_login_and_parse_as_prometheus_text() {
     assert_eq!(r.status(), StatusCode::OK);
     let after = r.text().await.expect("text");
     assert!(
-        counter(&after, "tokens_issued_total", ("grant", "password"))
-            > counter(&before, "tokens_issued_total", ("grant", "password"))
+        metric(&after, "tokens_issued_total", ("grant", "password"))
+            > metric(&before, "tokens_issued_total", ("grant", "password"))
     );
     assert!(
-        counter(
+        metric(
             &after,
             "login_failures_total",
             ("reason", "bad_credentials")
-        ) > counter(
+        ) > metric(
             &before,
             "login_failures_total",
             ("reason", "bad_credentials")
         )
     );
     assert!(
-        counter(&after, "http_requests_total", ("route", "create_token"))
-            >= counter(&before, "http_requests_total", ("route", "create_token")) + 2.0
+        metric(&after, "http_requests_total", ("route", "create_token"))
+            >= metric(&before, "http_requests_total", ("route", "create_token")) + 2.0
     );
     assert!(
         after.contains("http_request_duration_seconds_bucket"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, TestDb, settings_toml};
+use crate::helpers::{Backend, TestApp, TestDb, metric, settings_toml};
 
 /// `exp - iat` of a fresh access token.
 async fn access_lifetime(app: &TestApp) -> i64 {
@@ -66,20 +66,33 @@ async fn token_lifetimes_follow_the_file_and_a_broken_file_is_refused() {
         "the new lifetime applies within 2 s, no restart"
     );
 
-    let before = reloads(&app, "error");
+    let before = metric(
+        &app.state.metrics.render(),
+        "config_reloads_total",
+        ("result", "error"),
+    );
     std::fs::write(
         &path,
         settings_toml(&db.url, "[tokens]\naccess_ttl = \"3m\"\n").replace("\"3m\"", "\"soon\""),
     )
     .expect("write");
     for _ in 0..40 {
-        if reloads(&app, "error") > before {
+        if metric(
+            &app.state.metrics.render(),
+            "config_reloads_total",
+            ("result", "error"),
+        ) > before
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        reloads(&app, "error") > before,
+        metric(
+            &app.state.metrics.render(),
+            "config_reloads_total",
+            ("result", "error")
+        ) > before,
         "the refused reload is counted"
     );
     assert_eq!(
@@ -130,19 +143,4 @@ async fn a_configmap_symlink_swap_is_a_reload() {
         wait_for_lifetime(&app, 420).await,
         "the swapped ConfigMap applies"
     );
-}
-
-fn reloads(app: &TestApp, result: &str) -> f64 {
-    let text = app.state.metrics.render();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .expect("prometheus");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == "config_reloads_total" && s.labels.get("result") == Some(result))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
 }
