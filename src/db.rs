@@ -34,6 +34,32 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     Ok(db)
 }
 
+/// Serialises this process's write transactions on SQLite. SQLite allows
+/// one writer at a time; without the gate, concurrent writers collide and
+/// SQLite's busy handler sleeps them for up to 100 ms at a time (measured:
+/// refresh p99 1.7 s at 32 connections). Waiting in line on an async mutex
+/// costs microseconds instead. On PostgreSQL the gate is open.
+#[derive(Clone, Default)]
+pub struct WriteGate(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
+
+impl WriteGate {
+    /// A gate for `db`'s backend.
+    pub fn for_db(db: &DatabaseConnection) -> Self {
+        match db.get_database_backend() {
+            DbBackend::Sqlite => Self(Some(std::sync::Arc::default())),
+            _ => Self(None),
+        }
+    }
+
+    /// Waits for the turn to write; the turn lasts as long as the guard.
+    pub async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.0 {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
+    }
+}
+
 /// Key of the PostgreSQL advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573; // "gatehous"
 

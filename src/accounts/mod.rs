@@ -93,6 +93,7 @@ pub struct Accounts {
     mailer: Mailer,
     captcha: Captcha,
     tokens: Tokens,
+    writes: crate::db::WriteGate,
 }
 
 impl Accounts {
@@ -110,6 +111,7 @@ impl Accounts {
         tokens: Tokens,
     ) -> Self {
         Self {
+            writes: crate::db::WriteGate::for_db(&db),
             db,
             live,
             clock,
@@ -203,6 +205,7 @@ impl Accounts {
             created_at: now,
             updated_at: now,
         };
+        let turn = self.writes.enter().await;
         let txn = self.db.begin().await?;
         store::insert(&txn, user.clone()).await?;
         let code = if require_activation {
@@ -212,6 +215,7 @@ impl Accounts {
             None
         };
         txn.commit().await?;
+        drop(turn);
         if let Some(code) = code {
             self.mailer
                 .send_activation(&user.email, &code, settings.accounts.activation_ttl);

@@ -94,6 +94,7 @@ pub struct Tokens {
     hasher: Hasher,
     limits: Limiter,
     issuer: String,
+    writes: crate::db::WriteGate,
 }
 
 /// Refresh token wire form: base64url(id ‖ HMAC(server key, "refresh", id)),
@@ -174,7 +175,9 @@ impl Tokens {
         limits: Limiter,
     ) -> Self {
         let issuer = live.get().server.public_url.clone();
+        let writes = crate::db::WriteGate::for_db(&db);
         Self {
+            writes,
             db,
             keys,
             live,
@@ -318,7 +321,10 @@ impl Tokens {
             rotated_at: None,
             revoked_at: None,
         };
-        let refresh = self.store_refresh(&self.db, row).await?;
+        let refresh = {
+            let _turn = self.writes.enter().await;
+            self.store_refresh(&self.db, row).await?
+        };
         self.sign_set(user, client, scope, now, now, refresh, id)
     }
 
@@ -362,6 +368,7 @@ impl Tokens {
         };
 
         let child_id = Uuid::new_v4();
+        let turn = self.writes.enter().await;
         let txn = self.db.begin().await?;
         // The conditional update is the first statement so that SQLite takes
         // its write lock at once and PostgreSQL locks the row: of concurrent
@@ -385,9 +392,11 @@ impl Tokens {
             };
             let value = self.store_refresh(&txn, child).await?;
             txn.commit().await?;
+            drop(turn);
             value
         } else {
             txn.rollback().await?;
+            drop(turn);
             self.replayed(row.id, now, settings.tokens.refresh_reuse_grace)
                 .await?
         };
