@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
@@ -82,6 +82,50 @@ fn mostly_user_inputs(raw: &str, inputs: &[&str]) -> bool {
         }
     }
     found && rest.chars().count() < 6
+}
+
+thread_local! {
+    /// Each hash worker's Argon2 memory, allocated once and reused: freed
+    /// 19 MiB buffers were kept by the allocator rather than returned, so
+    /// resident memory grew with every distinct thread that ever hashed.
+    static MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's Argon2 memory, grown to `blocks` if needed.
+fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < blocks {
+            m.resize(blocks, argon2::Block::new());
+        }
+        f(&mut m[..blocks])
+    })
+}
+
+/// Whether `password` matches the PHC string `stored` (any Argon2 variant
+/// and parameters), computed in the worker's reused memory and compared in
+/// constant time.
+fn verify_phc(stored: &PasswordHash<'_>, password: &[u8]) -> bool {
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm) else { return false };
+    let version = match stored.version.map(Version::try_from) {
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+        None => Version::V0x13,
+    };
+    let Ok(params) = Params::try_from(stored) else { return false };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else { return false };
+    let mut out = vec![0u8; expected.len()];
+    let computed = with_memory(params.block_count(), |memory| {
+        Argon2::new(algorithm, version, params.clone()).hash_password_into_with_memory(
+            password,
+            salt_bytes,
+            &mut out,
+            memory,
+        )
+    });
+    computed.is_ok() && bool::from(subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()))
 }
 
 /// Result of checking a password against a stored hash.
@@ -185,10 +229,26 @@ impl Hasher {
         let params = self.params.clone();
         self.blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
-            Self::argon2(params)
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(Error::internal)
+            let mut salt_buf = [0u8; 64];
+            let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(Error::internal)?;
+            let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+            with_memory(params.block_count(), |memory| {
+                Self::argon2(params.clone()).hash_password_into_with_memory(
+                    password.as_bytes(),
+                    salt_bytes,
+                    &mut out,
+                    memory,
+                )
+            })
+            .map_err(Error::internal)?;
+            let phc = PasswordHash {
+                algorithm: Algorithm::Argon2id.ident(),
+                version: Some(Version::V0x13.into()),
+                params: ParamsString::try_from(&params).map_err(Error::internal)?,
+                salt: Some(salt.as_salt()),
+                hash: Some(Output::new(&out).map_err(Error::internal)?),
+            };
+            Ok(phc.to_string())
         })
         .await
     }
@@ -204,9 +264,7 @@ impl Hasher {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return Ok(Verified::No);
             };
-            let ok = Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok();
+            let ok = verify_phc(&parsed, password.as_bytes());
             if !ok || !real {
                 return Ok(Verified::No);
             }
@@ -294,6 +352,10 @@ mod tests {
         .expect("hasher");
         let h = old.hash("tr0ub4dor&3-horse").await.expect("hash");
         assert!(h.starts_with("$argon2id$"));
+        // A standard PHC string: the reference verifier accepts it.
+        use argon2::password_hash::PasswordVerifier as _;
+        let parsed = PasswordHash::new(&h).expect("phc");
+        assert!(Argon2::default().verify_password(b"tr0ub4dor&3-horse", &parsed).is_ok());
         assert_eq!(
             old.verify(Some(&h), "tr0ub4dor&3-horse").await.expect("v"),
             Verified::Yes
