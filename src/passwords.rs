@@ -106,26 +106,34 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T
 /// and parameters), computed in the worker's reused memory and compared in
 /// constant time.
 fn verify_phc(stored: &PasswordHash<'_>, password: &[u8]) -> bool {
-    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else { return false };
-    let Ok(algorithm) = Algorithm::try_from(stored.algorithm) else { return false };
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm) else {
+        return false;
+    };
     let version = match stored.version.map(Version::try_from) {
         Some(Ok(v)) => v,
         Some(Err(_)) => return false,
         None => Version::V0x13,
     };
-    let Ok(params) = Params::try_from(stored) else { return false };
+    let Ok(params) = Params::try_from(stored) else {
+        return false;
+    };
     let mut salt_buf = [0u8; 64];
-    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else { return false };
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
     let mut out = vec![0u8; expected.len()];
     let computed = with_memory(params.block_count(), |memory| {
-        Argon2::new(algorithm, version, params.clone()).hash_password_into_with_memory(
-            password,
-            salt_bytes,
-            &mut out,
-            memory,
-        )
+        Argon2::new(algorithm, version, params.clone())
+            .hash_password_into_with_memory(password, salt_bytes, &mut out, memory)
     });
-    computed.is_ok() && bool::from(subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()))
+    computed.is_ok()
+        && bool::from(subtle::ConstantTimeEq::ct_eq(
+            out.as_slice(),
+            expected.as_bytes(),
+        ))
 }
 
 /// Result of checking a password against a stored hash.
@@ -174,12 +182,18 @@ impl Workers {
                 })
                 .map_err(Error::internal)?;
         }
-        Ok(Self { tx: std::sync::Mutex::new(tx) })
+        Ok(Self {
+            tx: std::sync::Mutex::new(tx),
+        })
     }
 
     fn submit(&self, job: Job) -> Result<()> {
-        let tx = self.tx.lock().map_err(|_| Error::internal("hash workers poisoned"))?;
-        tx.send(job).map_err(|_| Error::internal("hash workers stopped"))
+        let tx = self
+            .tx
+            .lock()
+            .map_err(|_| Error::internal("hash workers poisoned"))?;
+        tx.send(job)
+            .map_err(|_| Error::internal("hash workers stopped"))
     }
 }
 
@@ -191,11 +205,12 @@ pub struct Hasher {
     workers: Arc<Workers>,
     /// A hash of a random password, verified when the user does not exist so
     /// both answers cost the same.
-    dummy: Arc<str>,
+    dummy: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl Hasher {
-    /// Builds the hasher; computes the dummy hash once.
+    /// Builds the hasher (the dummy hash is made at the first unknown login,
+    /// so an idle server holds no Argon2 memory).
     pub async fn new(settings: &PasswordHashSettings) -> Result<Self> {
         let params = Params::new(
             settings.memory_kib,
@@ -208,14 +223,12 @@ impl Hasher {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let mut hasher = Self {
+        let hasher = Self {
             params,
             permits: Arc::new(Semaphore::new(permits)),
             workers: Arc::new(Workers::start(permits)?),
-            dummy: Arc::from(""),
+            dummy: Arc::default(),
         };
-        let dummy_password = uuid::Uuid::new_v4().to_string();
-        hasher.dummy = Arc::from(hasher.hash(&dummy_password).await?);
         Ok(hasher)
     }
 
@@ -230,7 +243,10 @@ impl Hasher {
         self.blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
             let mut salt_buf = [0u8; 64];
-            let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(Error::internal)?;
+            let salt_bytes = salt
+                .as_salt()
+                .decode_b64(&mut salt_buf)
+                .map_err(Error::internal)?;
             let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
             with_memory(params.block_count(), |memory| {
                 Self::argon2(params.clone()).hash_password_into_with_memory(
@@ -257,7 +273,17 @@ impl Hasher {
     /// there is no user, spending the same time either way.
     pub async fn verify(&self, stored: Option<&str>, password: &str) -> Result<Verified> {
         let real = stored.is_some();
-        let stored = stored.map_or_else(|| self.dummy.to_string(), str::to_owned);
+        let stored = match stored {
+            Some(s) => s.to_owned(),
+            None => self
+                .dummy
+                .get_or_try_init(|| async {
+                    let random = uuid::Uuid::new_v4().to_string();
+                    self.hash(&random).await
+                })
+                .await?
+                .clone(),
+        };
         let password = password.to_owned();
         let current = self.params.clone();
         self.blocking(move || {
@@ -355,7 +381,11 @@ mod tests {
         // A standard PHC string: the reference verifier accepts it.
         use argon2::password_hash::PasswordVerifier as _;
         let parsed = PasswordHash::new(&h).expect("phc");
-        assert!(Argon2::default().verify_password(b"tr0ub4dor&3-horse", &parsed).is_ok());
+        assert!(
+            Argon2::default()
+                .verify_password(b"tr0ub4dor&3-horse", &parsed)
+                .is_ok()
+        );
         assert_eq!(
             old.verify(Some(&h), "tr0ub4dor&3-horse").await.expect("v"),
             Verified::Yes

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Load run of a local Gatehouse with wrk: password grant, refresh grant,
+# userinfo and JWKS, plus JWKS latency while the password grant is loaded.
+#
+#   scripts/load/run.sh [sqlite|postgres] [DURATION] [CONNECTIONS]
+#
+# DURATION: of every wrk run (default 10s; a bare number means seconds).
+# CONNECTIONS: of the main wrk runs (default 32).
+# Environment: GATEHOUSE_BIN (default target/release/gatehouse), THREADS (wrk
+# threads, default 2), USERS (seeded users, default 200), REFRESH_TOKENS
+# (refresh tokens collected before the refresh run, default 6000),
+# COLLECT_MAX (time bound of that collection, default 240s), PG_ADMIN_URL
+# (default postgres://postgres@127.0.0.1:5432/postgres), PORT (default 18080).
+#
+# Prints a Markdown table and writes it to scripts/load/results-<db>.md.
+# Everything targets 127.0.0.1; the server and the database are removed at
+# the end, whatever happens.
+set -euo pipefail
+
+LOAD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$LOAD_DIR/../.." && pwd)
+export LOAD_DIR
+
+DB=${1:-sqlite}
+DURATION=${2:-10s}
+CONNS=${3:-32}
+[[ $DURATION =~ ^[0-9]+$ ]] && DURATION="${DURATION}s"
+THREADS=${THREADS:-2}
+USERS=${USERS:-200}
+REFRESH_TOKENS=${REFRESH_TOKENS:-6000}
+COLLECT_MAX=${COLLECT_MAX:-240s}
+PORT=${PORT:-18080}
+PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+PASSWORD='vivid-Meadow-lantern-42'
+BASE="http://127.0.0.1:$PORT"
+JWKS_CONNS=4
+
+case $DB in sqlite | postgres) ;; *) echo "usage: $0 [sqlite|postgres] [DURATION] [CONNECTIONS]" >&2; exit 2 ;; esac
+(( THREADS <= CONNS )) || THREADS=$CONNS
+
+BIN=${GATEHOUSE_BIN:-target/release/gatehouse}
+[[ $BIN = /* ]] || BIN="$ROOT/$BIN"
+[[ -x $BIN ]] || { echo "error: no server binary at $BIN (set GATEHOUSE_BIN)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "error: wrk missing (apt-get install -y wrk)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "error: curl missing" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/gatehouse-load.XXXXXX)
+SERVER_PID=
+PG_DB=
+cleanup() {
+  local rc=$?
+  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [[ -n $PG_DB ]]; then
+    psql "$PG_ADMIN_URL" -qAt -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 ||
+      echo "warning: could not drop database $PG_DB" >&2
+  fi
+  if (( rc != 0 )) && [[ -f $WORK/server.log ]]; then
+    echo "--- last server log lines ($WORK/server.log) ---" >&2
+    tail -n 20 "$WORK/server.log" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "[load] $*" >&2; }
+
+if pgrep -x rustc >/dev/null || pgrep -x cargo >/dev/null; then
+  log "warning: a cargo/rustc build is running; numbers will be low and noisy"
+fi
+
+# --- database ------------------------------------------------------------------
+if [[ $DB = sqlite ]]; then
+  DB_URL="sqlite://$WORK/gh.db?mode=rwc"
+else
+  command -v psql >/dev/null || { echo "error: psql missing" >&2; exit 1; }
+  PG_DB="gatehouse_load_$$"
+  psql "$PG_ADMIN_URL" -qAt -c "CREATE DATABASE $PG_DB" >/dev/null
+  DB_URL="${PG_ADMIN_URL%/*}/$PG_DB"
+fi
+
+# --- server ------------------------------------------------------------------------
+# Configured through the environment only: it runs in $WORK, where there is
+# no config/gatehouse.toml, and GATEHOUSE_CONFIG is unset.
+start_server() {
+  (
+    unset GATEHOUSE_CONFIG
+    cd "$WORK"
+    export GATEHOUSE_SERVER__BIND="127.0.0.1:$PORT" \
+      GATEHOUSE_SERVER__PUBLIC_URL="$BASE" \
+      GATEHOUSE_DATABASE__URL="$DB_URL" \
+      GATEHOUSE_ACCOUNTS__REQUIRE_ACTIVATION=false \
+      GATEHOUSE_RATE_LIMITS__LOGIN_PER_IP=1000000/1s \
+      GATEHOUSE_RATE_LIMITS__REGISTER_PER_IP=1000000/1s \
+      GATEHOUSE_RATE_LIMITS__LOGIN_FAILURES_PER_ACCOUNT_IP=1000000/1s \
+      GATEHOUSE_RATE_LIMITS__LOGIN_FAILURES_PER_ACCOUNT=1000000/1s \
+      GATEHOUSE_TOKENS__DEFAULT_SCOPE="profile email" \
+      GATEHOUSE_LOG__LEVEL=warn
+    exec "$BIN" serve
+  ) >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+}
+
+if curl -s -o /dev/null "$BASE/healthz"; then
+  echo "error: something already listens on 127.0.0.1:$PORT" >&2; exit 1
+fi
+log "server: $BIN ($DB) in $WORK"
+start_server
+for i in $(seq 1 120); do
+  curl -fs -o /dev/null "$BASE/healthz" && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { echo "error: server exited" >&2; exit 1; }
+  (( i == 120 )) && { echo "error: /healthz not ready after 60 s" >&2; exit 1; }
+  sleep 0.5
+done
+
+rss_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$SERVER_PID/status"; }
+RSS_START=$(rss_kib VmRSS)
+
+# --- seeding: users (their registration access tokens feed userinfo) -----------
+log "registering $USERS users"
+mkdir -p "$WORK/reg" "$WORK/rt"
+seq 1 "$USERS" | sed 's/.*/load&@example.com/' >"$WORK/emails.txt"
+# shellcheck disable=SC2016
+xargs -P 4 -I{} curl -sS -o "$WORK/reg/{}.json" -w '%{http_code}\n' \
+  -H 'Content-Type: application/json' \
+  -d "{\"email\":\"{}\",\"password\":\"$PASSWORD\"}" \
+  "$BASE/account/register" <"$WORK/emails.txt" >"$WORK/reg-codes.txt"
+REG_OK=$(grep -c '^201$' "$WORK/reg-codes.txt" || true)
+if (( REG_OK != USERS )); then
+  echo "error: $REG_OK of $USERS registrations answered 201; codes:" >&2
+  sort "$WORK/reg-codes.txt" | uniq -c >&2
+  first_bad=$(grep -L '"access_token"' "$WORK"/reg/*.json | head -n 1)
+  [[ -n $first_bad ]] && { echo "first failing body ($first_bad):" >&2; cat "$first_bad" >&2; echo >&2; }
+  exit 1
+fi
+cat "$WORK"/reg/*.json | grep -o '"access_token" *: *"[^"]*"' | sed 's/.*"\([^"]*\)"$/\1/' >"$WORK/access.txt"
+(( $(wc -l <"$WORK/access.txt") == USERS )) || { echo "error: registration bodies carry no tokens.access_token" >&2; exit 1; }
+sleep 2
+RSS_IDLE=$(rss_kib VmRSS)
+
+# --- runs ------------------------------------------------------------------------
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+wrk_run() { # <name> <conns> <threads> <script> <path> [-- args...]
+  local name=$1 c=$2 t=$3 script=$4 path=$5
+  shift 5
+  log "wrk $name: -t$t -c$c -d$DURATION $path"
+  RESULT_NAME=$name wrk -t"$t" -c"$c" -d"$DURATION" --timeout 10s --latency \
+    -s "$LOAD_DIR/$script" "$BASE$path" "$@" >"$WORK/wrk-$name.txt" 2>&1 || {
+    echo "error: wrk $name failed:" >&2; cat "$WORK/wrk-$name.txt" >&2; exit 1; }
+  grep '^RESULT ' "$WORK/wrk-$name.txt" >>"$RESULTS" || {
+    echo "error: wrk $name printed no RESULT line:" >&2; cat "$WORK/wrk-$name.txt" >&2; exit 1; }
+}
+
+wrk_run jwks "$CONNS" "$THREADS" jwks.lua /.well-known/jwks.json
+wrk_run userinfo "$CONNS" "$THREADS" userinfo.lua /oauth/userinfo -- "$WORK/access.txt"
+
+# Password grant, with a paced JWKS probe alongside it (jwks_paced.lua: ~100
+# req/s per connection, so the probe measures latency without eating the CPU
+# the password grants need). Its refresh
+# tokens are kept for the refresh run.
+log "wrk jwks_during_password: -t1 -c$JWKS_CONNS -d$DURATION (concurrent)"
+RESULT_NAME=jwks_during_password wrk -t1 -c"$JWKS_CONNS" -d"$DURATION" --timeout 10s --latency \
+  -s "$LOAD_DIR/jwks_paced.lua" "$BASE/.well-known/jwks.json" >"$WORK/wrk-jwks_during_password.txt" 2>&1 &
+JWKS_BG=$!
+COLLECT=1 wrk_run password "$CONNS" "$THREADS" password.lua /oauth/token -- "$WORK/emails.txt" "$PASSWORD" "$WORK/rt"
+wait "$JWKS_BG" || { echo "error: concurrent jwks wrk failed" >&2; cat "$WORK/wrk-jwks_during_password.txt" >&2; exit 1; }
+grep '^RESULT ' "$WORK/wrk-jwks_during_password.txt" >>"$RESULTS"
+
+# Top up the refresh tokens with more password grants (bounded by COLLECT_MAX).
+have=$(cat "$WORK"/rt/rt.*.txt 2>/dev/null | wc -l)
+if (( have < REFRESH_TOKENS )); then
+  need=$(( (REFRESH_TOKENS - have + THREADS - 1) / THREADS ))
+  log "collecting $(( REFRESH_TOKENS - have )) more refresh tokens (password grants, at most $COLLECT_MAX)"
+  COLLECT=1 RESULT_NAME=collect wrk -t"$THREADS" -c$(( THREADS * 4 )) -d"$COLLECT_MAX" --timeout 10s \
+    -s "$LOAD_DIR/password.lua" "$BASE/oauth/token" -- "$WORK/emails.txt" "$PASSWORD" "$WORK/rt" "$need" \
+    >"$WORK/wrk-collect.txt" 2>&1 || { cat "$WORK/wrk-collect.txt" >&2; exit 1; }
+fi
+cat "$WORK"/rt/rt.*.txt >"$WORK/refresh.txt"
+TOKENS=$(wc -l <"$WORK/refresh.txt")
+log "$TOKENS refresh tokens"
+(( TOKENS > 0 )) || { echo "error: no refresh tokens collected" >&2; cat "$WORK/wrk-collect.txt" >&2 || true; exit 1; }
+wrk_run refresh "$CONNS" "$THREADS" refresh.lua /oauth/token -- "$WORK/refresh.txt" "$THREADS"
+
+sleep 1
+RSS_END=$(rss_kib VmRSS)
+RSS_PEAK=$(rss_kib VmHWM)
+kill -0 "$SERVER_PID" 2>/dev/null || { echo "error: server died during the run" >&2; exit 1; }
+SERVER_ERRORS=$(grep -ciE '\b(ERROR|panicked)\b' "$WORK/server.log" || true)
+
+# --- report ----------------------------------------------------------------------
+field() { # <name> <key>
+  awk -v n="name=$1" -v k="$2" '$2 == n { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$RESULTS"
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+row() { # <label> <name> <conns> <note>
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$3" "$(field "$2" requests)" \
+    "$(field "$2" ok_rps)" "$(field "$2" p50_ms)" "$(field "$2" p99_ms)" \
+    "$(( $(field "$2" non2xx) + $(field "$2" sockerr) ))" "$4"
+}
+build=release
+[[ $BIN == */debug/* ]] && build=debug
+busy=""
+pgrep -x rustc >/dev/null && busy=" A cargo build was running at the end: numbers are depressed."
+{
+  echo "# Gatehouse load run: $DB"
+  echo
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs shared by server and wrk, $build build ($BIN)," \
+    "wrk -t$THREADS -c$CONNS -d$DURATION, $USERS users, 127.0.0.1.$busy"
+  echo
+  echo "| scenario | conns | requests | req/s (2xx) | p50 ms | p99 ms | non-2xx + socket errors | notes |"
+  echo "|---|---|---|---|---|---|---|---|"
+  row "password grant" password "$CONNS" "Argon2id verify per request"
+  row "refresh grant" refresh "$CONNS" "$(field refresh used)/$(field refresh tokens) fresh tokens used$( [[ $(field refresh ran_out) == true ]] && echo ', ran out: run ended early') in $(field refresh duration_s) s"
+  row "userinfo" userinfo "$CONNS" "Bearer JWT verify + DB read"
+  row "jwks" jwks "$CONNS" "static document"
+  row "jwks during password run" jwks_during_password "$JWKS_CONNS" "paced probe (10 ms between requests per connection) during the password-grant run"
+  echo
+  echo "- JWKS p99 while the password grant is loaded: **$(field jwks_during_password p99_ms) ms** ($JWKS_CONNS connections)"
+  echo "- Server RSS: $(mib "$RSS_START") after start, $(mib "$RSS_IDLE") idle after seeding (before load)," \
+    "$(mib "$RSS_END") at the end; peak (VmHWM) **$(mib "$RSS_PEAK")**"
+  echo "- Error/panic lines in the server log (level warn): $SERVER_ERRORS"
+} | tee "$LOAD_DIR/results-$DB.md"
