@@ -27,7 +27,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 
 SCHEMATHESIS_VERSION=4.32.5
-BIN=${GATEHOUSE_BIN:-target/debug/gatehouse}
+BIN=${GATEHOUSE_BIN:-${CARGO_TARGET_DIR:-target}/debug/gatehouse}
 PORT=${FUZZ_PORT:-18090}
 MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-50}
 SEED=${FUZZ_SEED:-20240601}
