@@ -7,7 +7,6 @@ use poem_openapi::{OAuthScopes, SecurityScheme};
 
 /// Scopes Gatehouse grants.
 #[derive(OAuthScopes)]
-#[allow(dead_code)]
 pub enum GatehouseScopes {
     /// OpenID Connect: issue an ID token.
     #[oai(rename = "openid")]

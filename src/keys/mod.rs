@@ -63,24 +63,18 @@ pub struct SigningKey {
 
 /// A loaded key: its public half always, its private half when we hold it.
 struct LoadedKey {
-    generation: i64,
     jwk: Jwk,
     decoding: DecodingKey,
     signing: Option<Arc<SigningKey>>,
     activates_at: DateTime<Utc>,
-    retired_at: Option<DateTime<Utc>>,
 }
 
 /// The keys as last read from the database, with the JWKS bytes rendered.
 struct KeySet {
     keys: Vec<LoadedKey>,
     by_kid: HashMap<String, usize>,
-    jwks: bytes_cache::Jwks,
-}
-
-mod bytes_cache {
     /// Pre-rendered JWKS body, shared by every request.
-    pub type Jwks = std::sync::Arc<[u8]>;
+    jwks: Arc<[u8]>,
 }
 
 /// Summary of a key for `gatehouse keys list`.
@@ -322,20 +316,11 @@ impl KeyRing {
             None => None,
         };
         Ok(LoadedKey {
-            generation: row.generation,
             jwk,
             decoding,
             signing,
             activates_at: row.activates_at,
-            retired_at: row.retired_at,
         })
-    }
-}
-
-impl LoadedKey {
-    #[allow(dead_code)]
-    fn describe(&self) -> (i64, Option<DateTime<Utc>>) {
-        (self.generation, self.retired_at)
     }
 }
 

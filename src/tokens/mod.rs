@@ -163,7 +163,7 @@ pub fn verify_jwt(
 
 impl Tokens {
     /// Builds the service.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "the service is wired from its parts once, in app.rs")]
     pub fn new(
         db: DatabaseConnection,
         keys: KeyRing,
@@ -464,7 +464,7 @@ impl Tokens {
         Ok(value)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "the service is wired from its parts once, in app.rs")]
     fn sign_set(
         &self,
         user: &users::Model,

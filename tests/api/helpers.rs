@@ -47,7 +47,6 @@ macro_rules! both {
 
 /// The Redis URL for tests, or a loud failure: tests that need Redis are
 /// `#[ignore]`d with a reason, so reaching here without it is a setup error.
-#[allow(dead_code, reason = "used by the Redis tests")]
 pub fn redis_url() -> String {
     std::env::var("GATEHOUSE_TEST_REDIS_URL")
         .expect("this test needs Redis: set GATEHOUSE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)")
@@ -183,7 +182,7 @@ pub struct TestApp {
     /// The app's state (clock, database).
     pub state: AppState,
     /// The database (kept alive for the test).
-    #[allow(dead_code, reason = "keeps the database alive")]
+    #[expect(dead_code, reason = "held only to keep the database alive")]
     pub db: Arc<TestDb>,
     /// Mail received by the test's SMTP server, when it has one.
     pub mail: Option<MailSink>,
