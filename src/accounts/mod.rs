@@ -98,7 +98,10 @@ pub struct Accounts {
 
 impl Accounts {
     /// Builds the service.
-    #[expect(clippy::too_many_arguments, reason = "the service is wired from its parts once, in app.rs")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the service is wired from its parts once, in app.rs"
+    )]
     pub fn new(
         db: DatabaseConnection,
         live: LiveSettings,
