@@ -130,7 +130,7 @@ impl AppState {
             deny,
             hasher.clone(),
             limits.clone(),
-        );
+        )?;
         let accounts = Accounts::new(
             db.clone(),
             live.clone(),

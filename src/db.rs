@@ -1,37 +1,79 @@
 //! Connecting to the database, running migrations, readiness.
 
+use std::str::FromStr as _;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
-    Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlxPostgresConnector,
+    SqlxSqliteConnector, Statement, TransactionTrait,
 };
 
 use crate::config::DatabaseSettings;
 
-/// Opens a pool. SQLite runs in WAL mode with a busy timeout so concurrent
-/// writers wait instead of failing.
+/// How long a pooled connection may sit unused before it is checked with a
+/// ping when next taken from the pool.
+const IDLE_PING_AFTER: Duration = Duration::from_secs(10);
+
+/// Opens a pool. SQLite runs in WAL mode with `synchronous = NORMAL`, foreign
+/// keys on and a busy timeout, set on every connection of the pool.
+///
+/// sqlx pings a connection each time it leaves the pool by default: on
+/// PostgreSQL one extra round trip per query or transaction, on SQLite one
+/// extra hop to its worker thread. Only connections that sat idle for
+/// [`IDLE_PING_AFTER`] are pinged here (a dead one is replaced before use);
+/// one that dies while busy fails its query with a connection error (503)
+/// and sqlx drops it on release.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
-    let url = settings.url.expose();
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.max_connections(settings.max_connections)
-        .min_connections(1)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
-    let db = Database::connect(opts).await?;
-    if url.starts_with("sqlite:") {
-        for pragma in [
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA busy_timeout = 5000",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA foreign_keys = ON",
-        ] {
-            db.execute_unprepared(pragma).await?;
-        }
+    use sea_orm::sqlx::pool::PoolOptions;
+    use sea_orm::sqlx::{self, ConnectOptions as _, Connection as _};
+
+    fn pool_options<DB: sqlx::Database>(max: u32) -> PoolOptions<DB> {
+        PoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
+            .before_acquire(|conn: &mut DB::Connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_PING_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
     }
-    Ok(db)
+    let conn_err = |e: sqlx::Error| DbErr::Conn(RuntimeErr::SqlxError(e));
+    let url = settings.url.expose();
+    let max = settings.max_connections;
+    if url.starts_with("sqlite:") {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(conn_err)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5))
+            .disable_statement_logging();
+        let pool = pool_options(max)
+            .connect_with(opts)
+            .await
+            .map_err(conn_err)?;
+        Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let opts = sqlx::postgres::PgConnectOptions::from_str(url)
+            .map_err(conn_err)?
+            .disable_statement_logging();
+        let pool = pool_options(max)
+            .connect_with(opts)
+            .await
+            .map_err(conn_err)?;
+        Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+    } else {
+        Err(DbErr::Conn(RuntimeErr::Internal(
+            "database.url must start with sqlite: or postgres:".into(),
+        )))
+    }
 }
 
 /// Serialises this process's write transactions on SQLite. SQLite allows

@@ -37,3 +37,4 @@ pub mod secrets;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tokens;
+pub mod workers;

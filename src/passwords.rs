@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::PasswordHashSettings;
 use crate::error::{Error, Result};
+use crate::workers::Workers;
 
 /// Longest password accepted (API.md).
 pub const MAX_LEN: usize = 128;
@@ -102,6 +103,27 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T
     })
 }
 
+/// Gives this thread's Argon2 memory back to the operating system.
+fn release_memory() {
+    let had = MEMORY.with(|m| !std::mem::take(&mut *m.borrow_mut()).is_empty());
+    // glibc keeps freed memory in its arenas (after the first free of a large
+    // block it stops using mmap for blocks of that size); trimming returns it.
+    #[cfg(target_env = "gnu")]
+    #[expect(
+        unsafe_code,
+        reason = "malloc_trim is an FFI call without a safe wrapper"
+    )]
+    if had {
+        // SAFETY: malloc_trim only releases free memory; it has no
+        // preconditions and may be called from any thread at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = had;
+}
+
 /// Whether `password` matches the PHC string `stored` (any Argon2 variant
 /// and parameters), computed in the worker's reused memory and compared in
 /// constant time.
@@ -147,55 +169,8 @@ pub enum Verified {
     YesRehash,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A fixed set of threads that run Argon2id. Not tokio's blocking pool: that
-/// one grows to hundreds of threads under a login flood, and each thread's
-/// malloc arena keeps its own freed 19 MiB hash buffer, so memory grew with
-/// the thread count (820 MiB measured). A fixed set keeps the resident
-/// memory near `concurrency × memory_kib`.
-struct Workers {
-    tx: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
-}
-
-impl Workers {
-    fn start(n: usize) -> Result<Self> {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        for i in 0..n {
-            let rx = rx.clone();
-            std::thread::Builder::new()
-                .name(format!("argon2-{i}"))
-                .spawn(move || {
-                    loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = match rx.lock() {
-                            Ok(guard) => match guard.recv() {
-                                Ok(job) => job,
-                                // Every Hasher is gone: the thread ends.
-                                Err(_) => return,
-                            },
-                            Err(_) => return,
-                        };
-                        job();
-                    }
-                })
-                .map_err(Error::internal)?;
-        }
-        Ok(Self {
-            tx: std::sync::Mutex::new(tx),
-        })
-    }
-
-    fn submit(&self, job: Job) -> Result<()> {
-        let tx = self
-            .tx
-            .lock()
-            .map_err(|_| Error::internal("hash workers poisoned"))?;
-        tx.send(job)
-            .map_err(|_| Error::internal("hash workers stopped"))
-    }
-}
+/// How long a hash worker keeps its Argon2 memory without work.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Argon2id hasher shared by every request.
 #[derive(Clone)]
@@ -220,13 +195,18 @@ impl Hasher {
         )
         .map_err(|e| Error::internal(format!("password_hash: {e}")))?;
         let permits = match settings.concurrency {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            0 => crate::workers::cpus(),
             n => n,
         };
         let hasher = Self {
             params,
             permits: Arc::new(Semaphore::new(permits)),
-            workers: Arc::new(Workers::start(permits)?),
+            workers: Arc::new(Workers::start(
+                "argon2",
+                permits,
+                IDLE_RELEASE,
+                release_memory,
+            )?),
             dummy: Arc::default(),
         };
         Ok(hasher)
@@ -316,12 +296,7 @@ impl Hasher {
         work: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let _permit = self.permits.acquire().await.map_err(Error::internal)?;
-        let span = tracing::Span::current();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.workers.submit(Box::new(move || {
-            let _ = tx.send(span.in_scope(work));
-        }))?;
-        rx.await.map_err(Error::internal)?
+        self.workers.run(work).await
     }
 }
 

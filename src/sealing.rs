@@ -1,10 +1,10 @@
 //! Encryption at rest for stored secrets (`keys.encryption_key`):
-//! AES-256-GCM through `ring`, stored as `enc:v1:<base64(nonce ‖ ciphertext)>`.
+//! AES-256-GCM through `aws-lc-rs`, stored as `enc:v1:<base64(nonce ‖ ciphertext)>`.
 
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::rand::{SecureRandom, SystemRandom};
 
 const PREFIX: &str = "enc:v1:";
 

@@ -141,7 +141,8 @@ if (( REG_OK != USERS )); then
 fi
 cat "$WORK"/reg/*.json | grep -o '"access_token" *: *"[^"]*"' | sed 's/.*"\([^"]*\)"$/\1/' >"$WORK/access.txt"
 (( $(wc -l <"$WORK/access.txt") == USERS )) || { echo "error: registration bodies carry no tokens.access_token" >&2; exit 1; }
-sleep 2
+# The hash workers give their Argon2 memory back after 10 s without work.
+sleep 12
 RSS_IDLE=$(rss_kib VmRSS)
 
 # --- runs ------------------------------------------------------------------------
@@ -191,6 +192,8 @@ wrk_run refresh "$CONNS" "$THREADS" refresh.lua /oauth/token -- "$WORK/refresh.t
 sleep 1
 RSS_END=$(rss_kib VmRSS)
 RSS_PEAK=$(rss_kib VmHWM)
+sleep 11
+RSS_AFTER=$(rss_kib VmRSS)
 kill -0 "$SERVER_PID" 2>/dev/null || { echo "error: server died during the run" >&2; exit 1; }
 SERVER_ERRORS=$(grep -ciE '\b(ERROR|panicked)\b' "$WORK/server.log" || true)
 
@@ -224,6 +227,6 @@ pgrep -x rustc >/dev/null && busy=" A cargo build was running at the end: number
   echo
   echo "- JWKS p99 while the password grant is loaded: **$(field jwks_during_password p99_ms) ms** ($JWKS_CONNS connections)"
   echo "- Server RSS: $(mib "$RSS_START") after start, $(mib "$RSS_IDLE") idle after seeding (before load)," \
-    "$(mib "$RSS_END") at the end; peak (VmHWM) **$(mib "$RSS_PEAK")**"
+    "$(mib "$RSS_END") at the end, $(mib "$RSS_AFTER") idle 12 s later; peak (VmHWM) **$(mib "$RSS_PEAK")**"
   echo "- Error/panic lines in the server log (level warn): $SERVER_ERRORS"
 } | tee "$LOAD_DIR/results-$DB.md"

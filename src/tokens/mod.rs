@@ -8,12 +8,13 @@ pub mod denylist;
 pub mod store;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header, Validation};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, TransactionTrait};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -28,6 +29,7 @@ use crate::limits::{LimitKind, Limiter};
 use crate::passwords::{Hasher, Verified};
 use crate::scope::Scope;
 use crate::secrets::{ServerKey, sha256_hex};
+use crate::workers::Workers;
 use claims::{AccessClaims, IdClaims, ProfileClaims};
 use denylist::DenyList;
 
@@ -95,6 +97,8 @@ pub struct Tokens {
     limits: Limiter,
     issuer: String,
     writes: crate::db::WriteGate,
+    /// RSA signing, off the async executor (0.4–1 ms a signature).
+    signers: Arc<Workers>,
 }
 
 /// Refresh token wire form: base64url(id ‖ HMAC(server key, "refresh", id)),
@@ -117,6 +121,23 @@ fn parse_refresh(key: &ServerKey, value: &str) -> Option<Uuid> {
     let id = Uuid::from_slice(&raw[..16]).ok()?;
     let mac = key.mac(&[b"refresh", id.as_bytes()]);
     bool::from(mac.ct_eq(&raw[16..])).then_some(id)
+}
+
+fn invalid_refresh() -> Error {
+    Error::InvalidGrant("the refresh token is invalid, expired or revoked".into())
+}
+
+/// The scope of a refreshed token set: `asked` if it stays within what was
+/// `granted` (RFC 6749 §6), else the whole grant.
+fn narrowed(granted: &str, asked: Option<&Scope>) -> Result<Scope> {
+    let granted = Scope::parse(granted)?;
+    match asked {
+        Some(asked) if !asked.is_subset_of(&granted) => Err(Error::InvalidScope(
+            "the scope may not exceed the original grant".into(),
+        )),
+        Some(asked) => Ok(asked.clone()),
+        None => Ok(granted),
+    }
 }
 
 /// Checks an access token's form and signature: at most
@@ -176,10 +197,17 @@ impl Tokens {
         deny: DenyList,
         hasher: Hasher,
         limits: Limiter,
-    ) -> Self {
+    ) -> Result<Self> {
         let issuer = live.get().server.public_url.clone();
         let writes = crate::db::WriteGate::for_db(&db);
-        Self {
+        let signers = Arc::new(Workers::start(
+            "rsa-sign",
+            crate::workers::cpus(),
+            std::time::Duration::from_secs(3600),
+            || {},
+        )?);
+        Ok(Self {
+            signers,
             writes,
             db,
             keys,
@@ -190,7 +218,7 @@ impl Tokens {
             hasher,
             limits,
             issuer,
-        }
+        })
     }
 
     /// The issuer (`iss`).
@@ -329,6 +357,7 @@ impl Tokens {
             self.store_refresh(&self.db, row).await?
         };
         self.sign_set(user, client, scope, now, now, refresh, id)
+            .await
     }
 
     /// RFC 6749 §6: exchanges a refresh token for new tokens, rotating it.
@@ -337,6 +366,10 @@ impl Tokens {
     /// §4.14.2): the whole family is revoked, unless it comes within
     /// `tokens.refresh_reuse_grace` of the rotation, when the caller gets the
     /// same child again (two browser tabs refreshing at once).
+    ///
+    /// A live token rotates in one short transaction ([`Self::rotate`]); on
+    /// PostgreSQL without a narrowed scope, in one statement that also reads
+    /// the user ([`store::rotate_with_user_pg`]).
     pub async fn refresh_grant(
         &self,
         client: &Client,
@@ -347,106 +380,157 @@ impl Tokens {
         if presented.is_empty() {
             return Err(Error::InvalidRequest("refresh_token is required".into()));
         }
-        let invalid =
-            || Error::InvalidGrant("the refresh token is invalid, expired or revoked".into());
-        let id = parse_refresh(&self.server_key, presented).ok_or_else(invalid)?;
+        let id = parse_refresh(&self.server_key, presented).ok_or_else(invalid_refresh)?;
+        let asked = scope.map(Scope::parse).transpose()?;
+        let token_hash = sha256_hex(presented.as_bytes());
         let now = self.clock.now();
         let settings = self.live.get();
-        let row = store::find(&self.db, id).await?.ok_or_else(invalid)?;
-        if row.client_id != client.id || row.token_hash != sha256_hex(presented.as_bytes()) {
-            return Err(invalid());
-        }
-        let granted = Scope::parse(&row.scope)?;
-        let scope = match scope {
-            Some(s) => {
-                let asked = Scope::parse(s)?;
-                if !asked.is_subset_of(&granted) {
-                    return Err(Error::InvalidScope(
-                        "the scope may not exceed the original grant".into(),
-                    ));
-                }
-                asked
-            }
-            None => granted,
-        };
 
         let child_id = Uuid::new_v4();
-        let turn = self.writes.enter().await;
-        let txn = self.db.begin().await?;
-        // The conditional update is the first statement so that SQLite takes
-        // its write lock at once and PostgreSQL locks the row: of concurrent
-        // rotations exactly one wins.
-        let won = store::try_rotate(&txn, row.id, child_id, now).await?;
-        let child_value = if won {
-            let child = refresh_tokens::Model {
-                id: child_id,
-                token_hash: String::new(),
-                family_id: row.family_id,
-                parent_id: Some(row.id),
-                replaced_by: None,
-                user_id: row.user_id,
-                client_id: row.client_id.clone(),
-                scope: row.scope.clone(),
-                auth_time: row.auth_time,
-                created_at: now,
-                expires_at: now + chrono_duration(settings.tokens.refresh_ttl),
-                rotated_at: None,
-                revoked_at: None,
-            };
-            let value = self.store_refresh(&txn, child).await?;
-            txn.commit().await?;
-            drop(turn);
-            value
-        } else {
-            txn.rollback().await?;
-            drop(turn);
-            self.replayed(row.id, now, settings.tokens.refresh_reuse_grace)
-                .await?
+        let child_value = refresh_value(&self.server_key, child_id);
+        let child_hash = sha256_hex(child_value.as_bytes());
+        let child = store::NewChild {
+            id: child_id,
+            token_hash: &child_hash,
+            expires_at: now + chrono_duration(settings.tokens.refresh_ttl),
         };
-
-        let user = accounts::store::find_by_id(&self.db, row.user_id)
-            .await?
-            .ok_or_else(invalid)?;
-        if !user.activated || user.disabled {
-            store::revoke_family(&self.db, row.family_id, now).await?;
-            return Err(Error::InvalidGrant("the account is disabled".into()));
-        }
-        let tokens = self.sign_set(
-            &user,
-            client,
-            &scope,
-            row.auth_time,
-            now,
-            child_value,
-            row.family_id,
-        )?;
+        let rotated = if asked.is_none() && self.db.get_database_backend() == DbBackend::Postgres {
+            // One statement, one round trip (a narrowed scope must be checked
+            // before the rotation commits, so it takes the general path).
+            store::rotate_with_user_pg(&self.db, id, &token_hash, &client.id, child, now)
+                .await?
+                .map(|(parent, user)| (parent, Some(user)))
+        } else {
+            self.rotate(id, &token_hash, client, child, asked.as_ref(), now)
+                .await?
+                .map(|parent| (parent, None))
+        };
+        let (parent, child_value, user) = match rotated {
+            Some((parent, user)) => (parent, child_value, user),
+            None => {
+                let (parent, child_value) = self
+                    .replayed(
+                        client,
+                        id,
+                        &token_hash,
+                        now,
+                        settings.tokens.refresh_reuse_grace,
+                    )
+                    .await?;
+                (parent, child_value, None)
+            }
+        };
+        let scope = narrowed(&parent.scope, asked.as_ref())?;
+        let user = match user {
+            Some(u) => Some(u),
+            None => accounts::store::find_by_id(&self.db, parent.user_id).await?,
+        };
+        let user = self.usable(user, &parent, now).await?;
+        let tokens = self
+            .sign_set(
+                &user,
+                client,
+                &scope,
+                parent.auth_time,
+                now,
+                child_value,
+                parent.family_id,
+            )
+            .await?;
         metrics::counter!("tokens_issued_total", "grant" => "refresh_token").increment(1);
         Ok(tokens)
     }
 
-    /// A token that lost (or never had) the rotation: hand out its child if
-    /// within the grace window, else treat it as reuse.
-    async fn replayed(
+    /// Rotates the live token `id` into `child` in one short transaction: the
+    /// conditional `UPDATE … RETURNING` first (so that SQLite takes its write
+    /// lock at once and PostgreSQL locks the row: of concurrent rotations
+    /// exactly one wins), then the child's `INSERT`. `None` when the token did
+    /// not rotate; an `asked` scope beyond the grant rolls the rotation back.
+    async fn rotate(
         &self,
         id: Uuid,
+        token_hash: &str,
+        client: &Client,
+        child: store::NewChild<'_>,
+        asked: Option<&Scope>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<refresh_tokens::Model>> {
+        let _turn = self.writes.enter().await;
+        let txn = self.db.begin().await?;
+        let Some(parent) = store::rotate(&txn, id, token_hash, &client.id, child.id, now).await?
+        else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        // An error from here on drops `txn`: the rotation rolls back.
+        narrowed(&parent.scope, asked)?;
+        let row = refresh_tokens::Model {
+            id: child.id,
+            token_hash: child.token_hash.to_owned(),
+            family_id: parent.family_id,
+            parent_id: Some(parent.id),
+            replaced_by: None,
+            user_id: parent.user_id,
+            client_id: parent.client_id.clone(),
+            scope: parent.scope.clone(),
+            auth_time: parent.auth_time,
+            created_at: now,
+            expires_at: child.expires_at,
+            rotated_at: None,
+            revoked_at: None,
+        };
+        store::insert(&txn, row).await?;
+        txn.commit().await?;
+        Ok(Some(parent))
+    }
+
+    /// The token's user if it may still hold tokens; else the family is
+    /// revoked and the grant refused.
+    async fn usable(
+        &self,
+        user: Option<users::Model>,
+        token: &refresh_tokens::Model,
+        now: DateTime<Utc>,
+    ) -> Result<users::Model> {
+        match user {
+            Some(u) if u.activated && !u.disabled => Ok(u),
+            _ => {
+                store::revoke_family(&self.db, token.family_id, now).await?;
+                Err(Error::InvalidGrant("the account is disabled".into()))
+            }
+        }
+    }
+
+    /// A token that did not rotate: unknown, another client's, expired,
+    /// revoked, or already rotated. Within the grace window of its rotation
+    /// the caller gets its child again (the token and the child's value);
+    /// after it, this is reuse and the family is revoked.
+    async fn replayed(
+        &self,
+        client: &Client,
+        id: Uuid,
+        token_hash: &str,
         now: DateTime<Utc>,
         grace: std::time::Duration,
-    ) -> Result<String> {
-        let invalid =
-            || Error::InvalidGrant("the refresh token is invalid, expired or revoked".into());
-        let row = store::find(&self.db, id).await?.ok_or_else(invalid)?;
+    ) -> Result<(refresh_tokens::Model, String)> {
+        let row = store::find(&self.db, id)
+            .await?
+            .filter(|r| r.client_id == client.id && r.token_hash == token_hash)
+            .ok_or_else(invalid_refresh)?;
         if row.revoked_at.is_some() || row.expires_at <= now {
-            return Err(invalid());
+            return Err(invalid_refresh());
         }
         let (Some(rotated_at), Some(child)) = (row.rotated_at, row.replaced_by) else {
-            return Err(invalid());
+            return Err(invalid_refresh());
         };
         if now - rotated_at <= chrono_duration(grace) {
-            let child_row = store::find(&self.db, child).await?.ok_or_else(invalid)?;
+            let child_row = store::find(&self.db, child)
+                .await?
+                .ok_or_else(invalid_refresh)?;
             if child_row.revoked_at.is_none() {
-                return Ok(refresh_value(&self.server_key, child));
+                return Ok((row, refresh_value(&self.server_key, child)));
             }
-            return Err(invalid());
+            return Err(invalid_refresh());
         }
         let revoked = store::revoke_family(&self.db, row.family_id, now).await?;
         metrics::counter!("refresh_reuse_detected_total").increment(1);
@@ -471,7 +555,7 @@ impl Tokens {
         clippy::too_many_arguments,
         reason = "one call site; the parts of a token set are all distinct"
     )]
-    fn sign_set(
+    async fn sign_set(
         &self,
         user: &users::Model,
         client: &Client,
@@ -501,30 +585,32 @@ impl Tokens {
             roles: accounts::roles_of(user),
             sid: Some(family.to_string()),
         };
-        let mut header = Header::new(Algorithm::RS256);
-        header.typ = Some(ACCESS_TYP.into());
-        header.kid = Some(key.kid.clone());
-        let access_token =
-            jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(Error::internal)?;
-        let id_token = if scope.has("openid") {
-            let id_claims = IdClaims {
-                iss: self.issuer.clone(),
-                sub: user.id.to_string(),
-                aud: client.id.clone(),
-                exp: iat + settings.tokens.id_token_ttl.as_secs() as i64,
-                iat,
-                auth_time: auth_time.timestamp(),
-                profile: ProfileClaims::of(user, scope),
-            };
-            let mut header = Header::new(Algorithm::RS256);
-            header.kid = Some(key.kid.clone());
-            Some(
-                jsonwebtoken::encode(&header, &id_claims, &key.encoding)
-                    .map_err(Error::internal)?,
-            )
-        } else {
-            None
-        };
+        let id_claims = scope.has("openid").then(|| IdClaims {
+            iss: self.issuer.clone(),
+            sub: user.id.to_string(),
+            aud: client.id.clone(),
+            exp: iat + settings.tokens.id_token_ttl.as_secs() as i64,
+            iat,
+            auth_time: auth_time.timestamp(),
+            profile: ProfileClaims::of(user, scope),
+        });
+        let (access_token, id_token) = self
+            .signers
+            .run(move || {
+                let mut header = Header::new(Algorithm::RS256);
+                header.kid = Some(key.kid.clone());
+                let id_token = match id_claims {
+                    Some(c) => Some(jsonwebtoken::encode(&header, &c, &key.encoding)),
+                    None => None,
+                }
+                .transpose()
+                .map_err(Error::internal)?;
+                header.typ = Some(ACCESS_TYP.into());
+                let access_token = jsonwebtoken::encode(&header, &claims, &key.encoding)
+                    .map_err(Error::internal)?;
+                Ok((access_token, id_token))
+            })
+            .await?;
         Ok(TokenSet {
             access_token,
             expires_in: access_ttl.as_secs(),

@@ -3,13 +3,13 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
 use crate::entity::refresh_tokens::{self, Column, Entity};
-use crate::entity::revoked_access_tokens;
+use crate::entity::{revoked_access_tokens, users};
 
 /// Stores a new refresh token.
 pub async fn insert(db: &impl ConnectionTrait, row: refresh_tokens::Model) -> Result<(), DbErr> {
@@ -27,24 +27,32 @@ pub async fn find(
     Entity::find_by_id(id).one(db).await
 }
 
-/// Marks `id` rotated into `child` if it is still live; `true` when this call
-/// won. The condition makes concurrent rotations of one token yield one child.
-pub async fn try_rotate(
+/// Rotates the live token `id` into `child` if `token_hash` and `client_id`
+/// match, returning the token as it was before; `None` when there is no such
+/// live token (unknown, forged, another client's, expired, revoked, or
+/// already rotated). One conditional `UPDATE … RETURNING`: of concurrent
+/// rotations of one token exactly one gets the row.
+pub async fn rotate(
     db: &impl ConnectionTrait,
     id: Uuid,
+    token_hash: &str,
+    client_id: &str,
     child: Uuid,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let res = Entity::update_many()
+) -> Result<Option<refresh_tokens::Model>, DbErr> {
+    let mut update = Entity::update_many()
         .col_expr(Column::RotatedAt, Expr::value(now))
         .col_expr(Column::ReplacedBy, Expr::value(child))
         .filter(Column::Id.eq(id))
+        .filter(Column::TokenHash.eq(token_hash))
+        .filter(Column::ClientId.eq(client_id))
         .filter(Column::RotatedAt.is_null())
         .filter(Column::RevokedAt.is_null())
         .filter(Column::ExpiresAt.gt(now))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected == 1)
+        .into_query();
+    update.returning_all();
+    let stmt = db.get_database_backend().build(&update);
+    Entity::find().from_raw_sql(stmt).one(db).await
 }
 
 /// Revokes every live token of a family.
@@ -141,4 +149,77 @@ pub async fn delete_expired_denials(
         .exec(db)
         .await
         .map(|r| r.rows_affected)
+}
+
+/// What a rotation's child gets besides what it inherits from its parent.
+#[derive(Debug, Clone, Copy)]
+pub struct NewChild<'a> {
+    /// Its id.
+    pub id: Uuid,
+    /// SHA-256 of its value, hex.
+    pub token_hash: &'a str,
+    /// Its expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// PostgreSQL: [`rotate`], the child's insert and the user's read in one
+/// statement (one round trip, atomic on its own). `None` as for [`rotate`].
+/// Concurrent rotations of one token: the row lock makes the second `UPDATE`
+/// wait and then find the token rotated, so exactly one child is made.
+pub async fn rotate_with_user_pg(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    token_hash: &str,
+    client_id: &str,
+    child: NewChild<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<(refresh_tokens::Model, users::Model)>, DbErr> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let aliased = |table: &str, prefix: &str, cols: Vec<String>| {
+            cols.iter()
+                .map(|c| format!("{table}.{c} AS \"{prefix}{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let token_cols = Column::iter().map(|c| c.as_str().to_owned()).collect();
+        let user_cols = users::Column::iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        format!(
+            "WITH parent AS ( \
+               UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2 \
+               WHERE id = $3 AND token_hash = $4 AND client_id = $5 \
+                 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+               RETURNING * \
+             ), child AS ( \
+               INSERT INTO refresh_tokens \
+                 (id, token_hash, family_id, parent_id, user_id, client_id, scope, auth_time, created_at, expires_at) \
+               SELECT $2, $6, family_id, id, user_id, client_id, scope, auth_time, $1, $7 FROM parent \
+               RETURNING id \
+             ) \
+             SELECT {}, {} FROM parent JOIN users ON users.id = parent.user_id",
+            aliased("parent", "A_", token_cols),
+            aliased("users", "B_", user_cols),
+        )
+    });
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        SQL.as_str(),
+        [
+            now.into(),
+            child.id.into(),
+            id.into(),
+            token_hash.into(),
+            client_id.into(),
+            child.token_hash.into(),
+            child.expires_at.into(),
+        ],
+    );
+    let Some(row) = db.query_one(stmt).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        refresh_tokens::Model::from_query_result(&row, "A_")?,
+        users::Model::from_query_result(&row, "B_")?,
+    )))
 }

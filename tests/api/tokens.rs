@@ -489,3 +489,88 @@ async fn password_change_revokes_other_sessions_only(backend: Backend) {
     );
 }
 both!(password_change_revokes_other_sessions_only);
+
+/// A refresh with a `client_id` in the body.
+async fn refresh_as(
+    app: &TestApp,
+    token: &str,
+    client: &str,
+    scope: Option<&str>,
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", token),
+        ("client_id", client),
+    ];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    app.post_form("/oauth/token", &form).await
+}
+
+async fn refresh_narrows_scope_and_refuses_other_clients_and_disabled_accounts(backend: Backend) {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = TestApp::spawn_with(
+        backend,
+        "[[clients]]\nid = \"gatehouse\"\n[[clients]]\nid = \"other-app\"\n",
+    )
+    .await;
+    app.activated_user("scope@example.com").await;
+    let t = app.login("scope@example.com").await;
+    let full = t["scope"].as_str().expect("scope").to_owned();
+    let rt = t["refresh_token"].as_str().expect("rt").to_owned();
+
+    // Asking for more than was granted: refused, and the token did not rotate.
+    let r = refresh_as(&app, &rt, "gatehouse", Some(&format!("{full} phone"))).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_scope").await;
+    // Another client cannot use it, and trying does not rotate it either.
+    let r = refresh_as(&app, &rt, "other-app", None).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    // A narrower scope: the access token carries it, no ID token without openid.
+    let r = refresh_as(&app, &rt, "gatehouse", Some("profile")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let narrow: Value = r.json().await.expect("json");
+    assert_eq!(narrow["scope"], "profile");
+    assert!(narrow.get("id_token").is_none(), "{narrow}");
+    let info: Value = app
+        .get_bearer(
+            "/oauth/userinfo",
+            narrow["access_token"].as_str().expect("at"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(info.get("email").is_none(), "email is out of scope: {info}");
+    // The child keeps the whole original grant (RFC 6749 §6).
+    let child = narrow["refresh_token"].as_str().expect("rt").to_owned();
+    let r = refresh_as(&app, &child, "gatehouse", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let again: Value = r.json().await.expect("json");
+    assert_eq!(again["scope"], full.as_str());
+    let live = again["refresh_token"].as_str().expect("rt").to_owned();
+
+    // A disabled account: refused, and its session family is revoked for good.
+    let set_disabled = |on: bool| {
+        gatehouse::entity::users::Entity::update_many()
+            .col_expr(gatehouse::entity::users::Column::Disabled, Expr::value(on))
+            .filter(gatehouse::entity::users::Column::Email.eq("scope@example.com"))
+            .exec(&app.state.db)
+    };
+    set_disabled(true).await.expect("disable");
+    let r = refresh_as(&app, &live, "gatehouse", None).await;
+    let err = assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert!(
+        err["error_description"]
+            .as_str()
+            .expect("d")
+            .contains("disabled"),
+        "{err}"
+    );
+    set_disabled(false).await.expect("enable");
+    let r = refresh_as(&app, &live, "gatehouse", None).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+both!(refresh_narrows_scope_and_refuses_other_clients_and_disabled_accounts);

@@ -1,0 +1,71 @@
+//! Fixed sets of threads for CPU-heavy work (Argon2id, RSA signatures), so
+//! that it never runs on the async executor: a task there that computes for
+//! a while delays every other task on that thread, among them the one
+//! holding SQLite's write turn, and so the whole write queue.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A pool of `n` named threads fed from one queue. Not tokio's blocking
+/// pool: that one grows to hundreds of threads under a flood, and each
+/// thread's malloc arena keeps what it freed (820 MiB measured under a login
+/// flood). A worker idle for `idle` runs `on_idle` once (the hash workers
+/// give their memory back).
+pub struct Workers {
+    tx: flume::Sender<Job>,
+    name: &'static str,
+}
+
+impl Workers {
+    /// Starts the threads `name-0` … `name-{n-1}`.
+    pub fn start(name: &'static str, n: usize, idle: Duration, on_idle: fn()) -> Result<Self> {
+        let (tx, rx) = flume::unbounded::<Job>();
+        for i in 0..n.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.recv_timeout(idle) {
+                            Ok(job) => job,
+                            Err(flume::RecvTimeoutError::Timeout) => {
+                                on_idle();
+                                match rx.recv() {
+                                    Ok(job) => job,
+                                    Err(_) => return,
+                                }
+                            }
+                            // Every owner is gone: the thread ends.
+                            Err(flume::RecvTimeoutError::Disconnected) => return,
+                        };
+                        job();
+                    }
+                })
+                .map_err(Error::internal)?;
+        }
+        Ok(Self { tx, name })
+    }
+
+    /// Runs `work` on a worker and waits for it, keeping the caller's span.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let span = tracing::Span::current();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Box::new(move || {
+                let _ = tx.send(span.in_scope(work));
+            }))
+            .map_err(|_| Error::internal(format!("{} workers stopped", self.name)))?;
+        rx.await.map_err(Error::internal)?
+    }
+}
+
+/// The number of CPUs this process may use (2 when unknown).
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
