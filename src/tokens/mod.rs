@@ -599,12 +599,10 @@ impl Tokens {
             .run(move || {
                 let mut header = Header::new(Algorithm::RS256);
                 header.kid = Some(key.kid.clone());
-                let id_token = match id_claims {
-                    Some(c) => Some(jsonwebtoken::encode(&header, &c, &key.encoding)),
-                    None => None,
-                }
-                .transpose()
-                .map_err(Error::internal)?;
+                let id_token = id_claims
+                    .map(|c| jsonwebtoken::encode(&header, &c, &key.encoding))
+                    .transpose()
+                    .map_err(Error::internal)?;
                 header.typ = Some(ACCESS_TYP.into());
                 let access_token = jsonwebtoken::encode(&header, &claims, &key.encoding)
                     .map_err(Error::internal)?;
