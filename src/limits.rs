@@ -75,12 +75,18 @@ impl LimitKind {
     }
 }
 
-/// One GCRA step. `tat` is the theoretical arrival time (ms) stored for the
+/// Period and emission interval of `rate`, in µs: microseconds, not
+/// milliseconds, so that rates above 1,000 a second keep their meaning.
+fn period_and_interval(rate: Rate) -> (i64, i64) {
+    let period = i64::try_from(rate.period.as_micros()).unwrap_or(i64::MAX);
+    (period, (period / i64::from(rate.count.max(1))).max(1))
+}
+
+/// One GCRA step. `tat` is the theoretical arrival time (µs) stored for the
 /// key, `None` when unknown. Returns the new `tat` to store, or `Err(wait)`
-/// when the request must wait `wait` ms. A `cost` of -1 gives a cell back.
+/// when the request must wait `wait` µs. A `cost` of -1 gives a cell back.
 pub fn gcra(tat: Option<i64>, now: i64, rate: Rate, cost: i64) -> std::result::Result<i64, i64> {
-    let period = rate.period.as_millis() as i64;
-    let interval = (period / i64::from(rate.count)).max(1);
+    let (period, interval) = period_and_interval(rate);
     let tat = tat.unwrap_or(now).max(now);
     let new_tat = tat + cost * interval;
     if cost > 0 && new_tat - now > period {
@@ -89,7 +95,9 @@ pub fn gcra(tat: Option<i64>, now: i64, rate: Rate, cost: i64) -> std::result::R
     Ok(new_tat.max(now))
 }
 
-/// Same arithmetic as [`gcra`], run atomically inside Redis.
+/// Same arithmetic as [`gcra`], run atomically inside Redis. Times are µs
+/// since the epoch (exact in Lua's doubles up to 2^53); `%d` writes them
+/// without the exponent notation Lua's default number format would use.
 const GCRA_LUA: &str = r"
 local now = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
@@ -104,7 +112,7 @@ end
 if new_tat <= now then
   redis.call('DEL', KEYS[1])
 else
-  redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', string.format('%d', math.ceil((new_tat - now) / 1000)))
 end
 return 0
 ";
@@ -160,10 +168,10 @@ impl Limiter {
     pub async fn check(&self, kind: LimitKind, key: &str) -> Result<()> {
         match self.step(kind, key, 1).await {
             Ok(()) => Ok(()),
-            Err(wait_ms) => {
+            Err(wait_us) => {
                 metrics::counter!("rate_limited_total", "limit" => kind.name()).increment(1);
                 Err(Error::RateLimited {
-                    retry_after: Duration::from_millis(wait_ms as u64),
+                    retry_after: Duration::from_micros(wait_us.max(0) as u64),
                 })
             }
         }
@@ -183,10 +191,10 @@ impl Limiter {
         let _ = self.step(kind, key, -1).await;
     }
 
-    /// One GCRA step for `key` against `kind`'s current rate; `Err(ms)` to wait.
+    /// One GCRA step for `key` against `kind`'s current rate; `Err(µs)` to wait.
     async fn step(&self, kind: LimitKind, key: &str, cost: i64) -> std::result::Result<(), i64> {
         let rate = kind.rate(&self.live.get().rate_limits);
-        let now = self.clock.now().timestamp_millis();
+        let now = self.clock.now().timestamp_micros();
         match &self.backend {
             Backend::Memory(map) => {
                 let Ok(mut map) = map.lock() else {
@@ -206,11 +214,10 @@ impl Limiter {
                 script,
                 prefix,
             } => {
-                let period = rate.period.as_millis() as i64;
-                let interval = (period / i64::from(rate.count)).max(1);
+                let (period, interval) = period_and_interval(rate);
                 let mut conn = conn.clone();
                 let res: redis::RedisResult<i64> = script
-                    .key(format!("{prefix}:rl:{}:{key}", kind.name()))
+                    .key(format!("{prefix}:gcra:{}:{key}", kind.name()))
                     .arg(now)
                     .arg(period)
                     .arg(interval)
@@ -235,7 +242,7 @@ impl Limiter {
         if let Backend::Memory(map) = &self.backend
             && let Ok(mut map) = map.lock()
         {
-            let now = self.clock.now().timestamp_millis();
+            let now = self.clock.now().timestamp_micros();
             map.retain(|_, tat| *tat > now);
         }
     }
@@ -256,13 +263,29 @@ mod tests {
             tat = Some(gcra(tat, 0, rate, 1).unwrap_or_else(|_| panic!("request {i} allowed")));
         }
         let wait = gcra(tat, 0, rate, 1).expect_err("sixth refused");
-        assert_eq!(wait, 120_000, "one cell frees every period/count");
+        assert_eq!(wait, 120_000_000, "one cell frees every period/count");
         assert!(
-            gcra(tat, 120_000, rate, 1).is_ok(),
+            gcra(tat, 120_000_000, rate, 1).is_ok(),
             "allowed once a cell frees"
         );
         // A refund gives the cell back at once.
         let back = gcra(tat, 0, rate, -1).expect("refund");
         assert!(gcra(Some(back), 0, rate, 1).is_ok());
+    }
+
+    #[test]
+    fn rates_above_one_per_millisecond_keep_their_meaning() {
+        // 5000/1s: a burst of 5000 at one instant, then one cell per 200 µs.
+        let rate = Rate {
+            count: 5000,
+            period: Duration::from_secs(1),
+        };
+        let now = 1_700_000_000_000_000;
+        let mut tat = None;
+        for i in 0..5000 {
+            tat = Some(gcra(tat, now, rate, 1).unwrap_or_else(|_| panic!("request {i} allowed")));
+        }
+        assert_eq!(gcra(tat, now, rate, 1), Err(200));
+        assert!(gcra(tat, now + 200, rate, 1).is_ok());
     }
 }
