@@ -105,23 +105,9 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T
 
 /// Gives this thread's Argon2 memory back to the operating system.
 fn release_memory() {
-    let had = MEMORY.with(|m| !std::mem::take(&mut *m.borrow_mut()).is_empty());
-    // glibc keeps freed memory in its arenas (after the first free of a large
-    // block it stops using mmap for blocks of that size); trimming returns it.
-    #[cfg(target_env = "gnu")]
-    #[expect(
-        unsafe_code,
-        reason = "malloc_trim is an FFI call without a safe wrapper"
-    )]
-    if had {
-        // SAFETY: malloc_trim only releases free memory; it has no
-        // preconditions and may be called from any thread at any time.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+    if MEMORY.with(|m| !std::mem::take(&mut *m.borrow_mut()).is_empty()) {
+        crate::workers::trim_heap();
     }
-    #[cfg(not(target_env = "gnu"))]
-    let _ = had;
 }
 
 /// Whether `password` matches the PHC string `stored` (any Argon2 variant

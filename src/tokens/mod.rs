@@ -203,8 +203,8 @@ impl Tokens {
         let signers = Arc::new(Workers::start(
             "rsa-sign",
             crate::workers::cpus(),
-            std::time::Duration::from_secs(3600),
-            || {},
+            std::time::Duration::from_secs(10),
+            crate::workers::trim_heap,
         )?);
         Ok(Self {
             signers,
