@@ -13,7 +13,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// pool: that one grows to hundreds of threads under a flood, and each
 /// thread's malloc arena keeps what it freed (820 MiB measured under a login
 /// flood). A worker idle for `idle` runs `on_idle` once (the hash workers
-/// give their memory back; the signing workers trim the heap after a burst).
+/// give their memory back).
 pub struct Workers {
     tx: flume::Sender<Job>,
     name: &'static str,

@@ -203,8 +203,8 @@ impl Tokens {
         let signers = Arc::new(Workers::start(
             "rsa-sign",
             crate::workers::cpus(),
-            std::time::Duration::from_secs(10),
-            crate::workers::trim_heap,
+            std::time::Duration::from_secs(3600),
+            || {},
         )?);
         Ok(Self {
             signers,
