@@ -84,6 +84,9 @@ impl AppState {
     /// Connects, migrates and builds every service.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Self> {
         let metrics = metrics_handle();
+        crate::telemetry::zero_counters(
+            &crate::limits::LimitKind::ALL.map(crate::limits::LimitKind::name),
+        );
         let clock = Clock::default();
         let db = crate::db::connect(&settings.database)
             .await
@@ -113,7 +116,10 @@ impl AppState {
         let hasher = Hasher::new(&settings.password_hash).await?;
         let mailer = Mailer::start(&settings.mail, shutdown.clone())?;
         let captcha = Captcha::new(settings.captcha.clone())?;
-        let discovery = Arc::new(DiscoveryDocument::new(&settings.server.public_url));
+        let discovery = Arc::new(DiscoveryDocument::new(
+            &settings.server.public_url,
+            crate::clients::grant_types_in_use(&settings),
+        ));
         let live = LiveSettings::new(settings);
         let prefix = live.get().redis.prefix.clone();
         let limits = match &redis {
@@ -187,8 +193,8 @@ impl AppState {
             }
             _ => (0, 0),
         };
-        metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
-        metrics::gauge!("db_pool_connections", "state" => "in_use")
+        metrics::gauge!("gatehouse_db_pool_connections", "state" => "idle").set(f64::from(idle));
+        metrics::gauge!("gatehouse_db_pool_connections", "state" => "in_use")
             .set(f64::from(size.saturating_sub(idle)));
     }
 

@@ -4,7 +4,7 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::config::Settings;
+use crate::config::{AccessTokenTyp, Settings};
 use crate::error::{Error, Result};
 
 /// Client id used when a caller names none (first-party mode, or a
@@ -34,6 +34,8 @@ pub struct Client {
     pub confidential: bool,
     /// Grants it may use; empty means all.
     pub grant_types: Vec<String>,
+    /// `typ` header of its access tokens.
+    pub access_token_typ: AccessTokenTyp,
 }
 
 impl Client {
@@ -45,6 +47,23 @@ impl Client {
             Err(Error::UnauthorizedClient)
         }
     }
+}
+
+/// The grant types some client may really use: every known one in
+/// first-party mode, else those the configured clients list (a client
+/// listing none may use all).
+pub fn grant_types_in_use(settings: &Settings) -> Vec<String> {
+    crate::grants::ALL
+        .iter()
+        .filter(|g| {
+            settings.clients.is_empty()
+                || settings
+                    .clients
+                    .iter()
+                    .any(|c| c.grant_types.is_empty() || c.grant_types.iter().any(|x| x == *g))
+        })
+        .map(|g| (*g).to_owned())
+        .collect()
 }
 
 /// Parses an `Authorization: Basic` value into client id and secret
@@ -87,6 +106,7 @@ pub fn authenticate(settings: &Settings, creds: &Credentials) -> Result<Client> 
             id,
             confidential: false,
             grant_types: Vec::new(),
+            access_token_typ: AccessTokenTyp::default(),
         });
     }
     // A caller naming no client is the default client, if one is configured.
@@ -113,7 +133,36 @@ pub fn authenticate(settings: &Settings, creds: &Credentials) -> Result<Client> 
         audience: cfg.audience.clone().unwrap_or_else(|| cfg.id.clone()),
         confidential,
         grant_types: cfg.grant_types.clone(),
+        access_token_typ: cfg.access_token_typ,
     })
+}
+
+/// The client a registration's tokens are issued to (when the account
+/// needs no activation): the named one, by the password grant's rules; with
+/// none named, the default client if there is one, else none (the account
+/// is still created, the answer carries no tokens).
+pub fn for_registration(settings: &Settings, id: Option<&str>) -> Result<Option<Client>> {
+    let named = id.filter(|s| !s.is_empty());
+    // A nameless caller cannot present a secret, so a confidential default
+    // client does not count.
+    if named.is_none()
+        && !settings.clients.is_empty()
+        && !settings
+            .clients
+            .iter()
+            .any(|c| c.id == DEFAULT_CLIENT_ID && c.secret.is_none())
+    {
+        return Ok(None);
+    }
+    let client = authenticate(
+        settings,
+        &Credentials {
+            id: named.map(str::to_owned),
+            secret: None,
+        },
+    )?;
+    client.check_grant(crate::grants::PASSWORD)?;
+    Ok(Some(client))
 }
 
 #[cfg(test)]
@@ -146,12 +195,14 @@ mod tests {
                     secret: None,
                     grant_types: vec![],
                     audience: None,
+                    access_token_typ: AccessTokenTyp::AtJwt,
                 },
                 ClientSettings {
                     id: "api".into(),
                     secret: Some(Secret::new("s3cret")),
                     grant_types: vec!["refresh_token".into()],
                     audience: Some("resource".into()),
+                    access_token_typ: AccessTokenTyp::Jwt,
                 },
             ],
             ..Settings::default()

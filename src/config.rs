@@ -236,8 +236,10 @@ pub struct AccountSettings {
     /// Password-reset link lifetime (hot).
     #[serde(with = "humantime_serde")]
     pub reset_ttl: Duration,
-    /// Page the reset email links to; `?token=…` is appended.
-    pub reset_url: String,
+    /// Page the reset email links to; `?token=…` is appended. Unset: the
+    /// hosted page, `{server.public_url}/password/reset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_url: Option<String>,
     /// Shortest password accepted.
     pub password_min_length: usize,
 }
@@ -248,7 +250,7 @@ impl Default for AccountSettings {
             require_activation: true,
             activation_ttl: Duration::from_secs(30 * 60),
             reset_ttl: Duration::from_secs(3600),
-            reset_url: "http://127.0.0.1:8080/reset-password".into(),
+            reset_url: None,
             password_min_length: 8,
         }
     }
@@ -406,6 +408,33 @@ pub struct ClientSettings {
     /// `aud` of its access tokens; default the client id.
     #[serde(default)]
     pub audience: Option<String>,
+    /// The `typ` header of its access tokens: `at+jwt` (RFC 9068, the
+    /// default; authlib's RFC 9068 validator wants it) or `JWT` (Spring
+    /// Security resource servers refuse any other).
+    #[serde(default)]
+    pub access_token_typ: AccessTokenTyp,
+}
+
+/// The `typ` header of a client's access tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessTokenTyp {
+    /// `at+jwt` (RFC 9068 §2.1).
+    #[default]
+    #[serde(rename = "at+jwt")]
+    AtJwt,
+    /// `JWT`, for resource servers that refuse `at+jwt`.
+    #[serde(rename = "JWT")]
+    Jwt,
+}
+
+impl AccessTokenTyp {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessTokenTyp::AtJwt => "at+jwt",
+            AccessTokenTyp::Jwt => "JWT",
+        }
+    }
 }
 
 /// A rate: `count` events per `period`, written `"5/10m"`.
@@ -567,6 +596,15 @@ impl Settings {
     }
 
     /// Rules that span keys or that serde cannot express.
+    /// The page reset emails link to (`accounts.reset_url`, by default
+    /// under `server.public_url`, so it follows the deployment's address).
+    pub fn reset_url(&self) -> String {
+        self.accounts
+            .reset_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/password/reset", self.server.public_url))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
         if self.server.public_url.ends_with('/') {
@@ -633,10 +671,10 @@ impl Settings {
                 return bad(&format!("clients[{i}].id"), "must not be empty");
             }
             for g in &c.grant_types {
-                if g != "password" && g != "refresh_token" {
+                if !crate::grants::is_known(g) {
                     return bad(
                         &format!("clients[{i}].grant_types"),
-                        "knows only password and refresh_token",
+                        &format!("knows only {}", crate::grants::ALL.join(", ")),
                     );
                 }
             }

@@ -34,6 +34,9 @@ pub enum Error {
     /// RFC 6750 §3.1 `invalid_token`: a bearer token that does not verify.
     #[error("{0}")]
     InvalidBearer(String),
+    /// RFC 6750 §3.1 `insufficient_scope`: the token lacks a needed scope.
+    #[error("{0}")]
+    InsufficientScope(String),
     /// RFC 7009 §2.2.1 `unsupported_token_type`.
     #[error("unsupported token type")]
     UnsupportedTokenType,

@@ -10,7 +10,7 @@
 //!   reset, profile), [`tokens`] (grants, rotation, revocation,
 //!   introspection), [`keys`] (signing keys, JWKS), [`passwords`] (policy,
 //!   Argon2id), [`codes`] (emailed secrets), [`limits`] (rate limits),
-//!   [`mail`], [`captcha`], [`clients`], [`scope`].
+//!   [`mail`], [`captcha`], [`clients`], [`grants`], [`scope`].
 //! - Support: [`config`] (settings, hot reload via [`reload`]), [`db`] and
 //!   [`entity`] (persistence), [`secrets`] and [`sealing`] (server key,
 //!   encryption at rest), [`clock`], [`shutdown`], [`telemetry`], [`error`].
@@ -26,6 +26,7 @@ pub mod config;
 pub mod db;
 pub mod entity;
 pub mod error;
+pub mod grants;
 pub mod keys;
 pub mod limits;
 pub mod mail;

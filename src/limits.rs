@@ -10,7 +10,7 @@
 //! the same arithmetic, so both backends behave alike.
 //!
 //! Redis down: limits fail open (the request goes on), with an error log and
-//! `redis_errors_total` counted, and `/readyz` reports Redis as down. An
+//! `gatehouse_redis_errors_total` counted, and `/readyz` reports Redis as down. An
 //! identity provider that refuses every login because its cache is away
 //! would turn a cache outage into a full outage; the durable parts
 //! (refresh-token reuse, the deny list) do not depend on Redis.
@@ -47,6 +47,18 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
+    /// Every limit (for metrics present from the start).
+    pub const ALL: [LimitKind; 8] = [
+        Self::LoginPerIp,
+        Self::LoginFailuresPerAccountIp,
+        Self::LoginFailuresPerAccount,
+        Self::RegisterPerIp,
+        Self::ForgotPerIp,
+        Self::ForgotPerEmail,
+        Self::ActivationPerAccount,
+        Self::ResendPerEmail,
+    ];
+
     /// The config key, also the metric label and the Redis key part.
     pub fn name(self) -> &'static str {
         match self {
@@ -169,7 +181,8 @@ impl Limiter {
         match self.step(kind, key, 1).await {
             Ok(()) => Ok(()),
             Err(wait_us) => {
-                metrics::counter!("rate_limited_total", "limit" => kind.name()).increment(1);
+                metrics::counter!("gatehouse_rate_limited_total", "limit" => kind.name())
+                    .increment(1);
                 Err(Error::RateLimited {
                     retry_after: Duration::from_micros(wait_us.max(0) as u64),
                 })
@@ -181,7 +194,7 @@ impl Limiter {
     pub async fn reserve(&self, kind: LimitKind, key: &str) -> bool {
         let ok = self.step(kind, key, 1).await.is_ok();
         if !ok {
-            metrics::counter!("rate_limited_total", "limit" => kind.name()).increment(1);
+            metrics::counter!("gatehouse_rate_limited_total", "limit" => kind.name()).increment(1);
         }
         ok
     }
@@ -229,7 +242,8 @@ impl Limiter {
                     Ok(wait) => Err(wait),
                     Err(e) => {
                         tracing::error!(error = %e, limit = kind.name(), "Redis unavailable: rate limit not enforced");
-                        metrics::counter!("redis_errors_total", "op" => "rate_limit").increment(1);
+                        metrics::counter!("gatehouse_redis_errors_total", "op" => "rate_limit")
+                            .increment(1);
                         Ok(())
                     }
                 }

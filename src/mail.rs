@@ -83,7 +83,7 @@ impl Mailer {
     pub fn send(&self, mail: Mail) {
         if self.tx.try_send(mail).is_err() {
             tracing::error!("mail queue full: message dropped");
-            metrics::counter!("mail_total", "result" => "dropped").increment(1);
+            metrics::counter!("gatehouse_mail_total", "result" => "dropped").increment(1);
         }
     }
 
@@ -170,7 +170,7 @@ async fn deliver(
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "unusable recipient address; message dropped");
-            metrics::counter!("mail_total", "result" => "failed").increment(1);
+            metrics::counter!("gatehouse_mail_total", "result" => "failed").increment(1);
             return;
         }
     };
@@ -185,7 +185,7 @@ async fn deliver(
         Ok(m) => m,
         Err(e) => {
             tracing::error!(error = %e, "could not build a message; dropped");
-            metrics::counter!("mail_total", "result" => "failed").increment(1);
+            metrics::counter!("gatehouse_mail_total", "result" => "failed").increment(1);
             return;
         }
     };
@@ -195,7 +195,13 @@ async fn deliver(
             Transport::Log => {
                 // The one place message contents are logged, by choice of the
                 // operator (mail.transport = "log").
-                tracing::info!(subject = %mail.subject, "mail (log transport):\n{}", mail.text);
+                tracing::info!(
+                    mail.to = %mail.to,
+                    subject = %mail.subject,
+                    "mail to {} (log transport):\n{}",
+                    mail.to,
+                    mail.text
+                );
                 Ok(())
             }
             Transport::File(t) => t
@@ -211,12 +217,12 @@ async fn deliver(
         };
         match result {
             Ok(()) => {
-                metrics::counter!("mail_total", "result" => "sent").increment(1);
+                metrics::counter!("gatehouse_mail_total", "result" => "sent").increment(1);
                 return;
             }
             Err(e) if attempt < attempts => {
                 tracing::warn!(attempt, error = %e, "sending mail failed; retrying");
-                metrics::counter!("mail_retries_total").increment(1);
+                metrics::counter!("gatehouse_mail_retries_total").increment(1);
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = shutdown.wait() => return,
@@ -225,7 +231,7 @@ async fn deliver(
             }
             Err(e) => {
                 tracing::error!(attempts, error = %e, "sending mail failed; message dropped (the user can ask for another)");
-                metrics::counter!("mail_total", "result" => "failed").increment(1);
+                metrics::counter!("gatehouse_mail_total", "result" => "failed").increment(1);
             }
         }
     }

@@ -137,7 +137,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command, settings, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Printed once, here; not also logged.
             eprintln!("gatehouse: {e:#}");
             ExitCode::FAILURE
         }
@@ -153,35 +153,42 @@ async fn run(command: Command, settings: Settings, path: Option<PathBuf>) -> any
             println!("migrations applied");
             Ok(())
         }
-        Command::Keys { command } => {
+        Command::Keys {
+            command: KeysCommand::List,
+        } => {
+            // Read-only: no migration, no key generation.
+            let db = gatehouse::db::connect(&settings.database).await?;
+            let ttl = settings.tokens.access_ttl.max(settings.tokens.id_token_ttl);
+            let now = gatehouse::clock::Clock::default().now();
+            let keys = gatehouse::keys::list(&db, now, ttl)
+                .await
+                .context("reading the signing keys (has `gatehouse migrate` run?)")?;
+            for k in keys {
+                println!(
+                    "{:<44} gen {:<3} {:<9} activates {} retired {}",
+                    k.kid,
+                    k.generation,
+                    k.state,
+                    k.activates_at.to_rfc3339(),
+                    k.retired_at.map_or_else(|| "-".into(), |t| t.to_rfc3339())
+                );
+            }
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
             let (_trigger, shutdown) = gatehouse::shutdown::channel();
             let state = AppState::build(settings, shutdown).await?;
             let now = state.clock.now();
             let settings = state.live.get();
-            let ttl = settings.tokens.access_ttl.max(settings.tokens.id_token_ttl);
-            match command {
-                KeysCommand::Rotate => {
-                    let key = state.keys.rotate(now, settings.keys.jwks_max_age).await?;
-                    println!(
-                        "new key {} (generation {}) is published now and signs from {}",
-                        key.kid,
-                        key.generation,
-                        key.activates_at.to_rfc3339()
-                    );
-                }
-                KeysCommand::List => {
-                    for k in state.keys.list(now, ttl).await? {
-                        println!(
-                            "{:<44} gen {:<3} {:<9} activates {} retired {}",
-                            k.kid,
-                            k.generation,
-                            k.state,
-                            k.activates_at.to_rfc3339(),
-                            k.retired_at.map_or_else(|| "-".into(), |t| t.to_rfc3339())
-                        );
-                    }
-                }
-            }
+            let key = state.keys.rotate(now, settings.keys.jwks_max_age).await?;
+            println!(
+                "new key {} (generation {}) is published now and signs from {}",
+                key.kid,
+                key.generation,
+                key.activates_at.to_rfc3339()
+            );
             Ok(())
         }
         Command::Users { command } => {
@@ -189,10 +196,7 @@ async fn run(command: Command, settings: Settings, path: Option<PathBuf>) -> any
             let state = AppState::build(settings, shutdown).await?;
             match command {
                 UsersCommand::Create { email, admin } => {
-                    let mut password = String::new();
-                    std::io::stdin()
-                        .read_to_string(&mut password)
-                        .context("reading the password from stdin")?;
+                    let password = read_password()?;
                     let password = password.trim_end_matches(['\n', '\r']);
                     let user = state
                         .accounts
@@ -217,6 +221,20 @@ async fn run(command: Command, settings: Settings, path: Option<PathBuf>) -> any
 }
 
 /// Domain errors for a terminal: validation problems spelled out.
+/// The new user's password: from a prompt that does not echo when stdin
+/// is a terminal, else the whole of stdin (scripts, `echo … |`).
+fn read_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Password: ").context("reading the password");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from stdin")?;
+    Ok(password)
+}
+
 fn describe(e: gatehouse::error::Error) -> anyhow::Error {
     match e {
         gatehouse::error::Error::Validation(fields) => {
@@ -232,6 +250,17 @@ fn describe(e: gatehouse::error::Error) -> anyhow::Error {
 
 async fn serve(settings: Settings, path: Option<PathBuf>) -> anyhow::Result<()> {
     let public_url = settings.server.public_url.clone();
+    match &path {
+        Some(p) => tracing::info!(
+            config.path = %p.display(),
+            "configuration loaded from {}; changes to it apply without a restart",
+            p.display()
+        ),
+        None => tracing::info!(
+            "no configuration file found ({DEFAULT_CONFIG_PATH} or --config); \
+             running on defaults and GATEHOUSE_* variables, hot reload off"
+        ),
+    }
     let app = Application::build(settings, path).await?;
     tracing::info!(
         port = app.port(),

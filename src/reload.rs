@@ -24,12 +24,12 @@ pub fn reload(path: &Path, live: &LiveSettings) -> bool {
                 );
             }
             tracing::info!(path = %path.display(), "configuration reloaded");
-            metrics::counter!("config_reloads_total", "result" => "ok").increment(1);
+            metrics::counter!("gatehouse_config_reloads_total", "result" => "ok").increment(1);
             true
         }
         Err(e) => {
             tracing::error!(path = %path.display(), error = %e, "configuration reload refused; keeping the previous settings");
-            metrics::counter!("config_reloads_total", "result" => "error").increment(1);
+            metrics::counter!("gatehouse_config_reloads_total", "result" => "error").increment(1);
             false
         }
     }

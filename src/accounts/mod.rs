@@ -224,7 +224,7 @@ impl Accounts {
                 .send_activation(&user.email, &code, settings.accounts.activation_ttl);
         }
         tracing::info!(user.id = %user.id, "user registered");
-        metrics::counter!("users_registered_total").increment(1);
+        metrics::counter!("gatehouse_users_registered_total").increment(1);
         Ok(Registered {
             user,
             activation_required: require_activation,
@@ -327,12 +327,9 @@ impl Accounts {
             chrono_duration(ttl),
         )
         .await?;
-        let sep = if settings.accounts.reset_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        let link = format!("{}{sep}token={token}", settings.accounts.reset_url);
+        let reset_url = settings.reset_url();
+        let sep = if reset_url.contains('?') { '&' } else { '?' };
+        let link = format!("{reset_url}{sep}token={token}");
         self.mailer.send_reset(&user.email, &link, ttl);
         Ok(())
     }

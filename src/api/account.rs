@@ -2,13 +2,14 @@
 
 use poem::Request;
 use poem::web::Data;
-use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
 
 use super::ApiTags;
 use super::auth::AccessToken;
 use super::error::ApiError;
+use super::payload::{Json, StrictJson};
 use super::types::{TokenResponse, User};
 use crate::accounts::{Patch, ProfileChange, Registration};
 use crate::app::AppState;
@@ -18,12 +19,15 @@ use crate::clients;
 pub struct AccountApi;
 
 /// Sign-up form.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Email address (unique, case-insensitive).
-    pub email: Option<String>,
+    #[serde(default)]
+    pub email: String,
     /// Password: 8 to 128 characters, not common, not like your email or name.
-    pub password: Option<String>,
+    #[serde(default)]
+    pub password: String,
     /// Optional login name: 3–32 letters, digits, `.`, `_`, `-`.
     pub username: Option<String>,
     /// Given name.
@@ -34,7 +38,9 @@ pub struct RegisterRequest {
     pub phone_number: Option<String>,
     /// Captcha response, required when the server has captcha on.
     pub captcha_token: Option<String>,
-    /// Client to issue tokens to when activation is not required.
+    /// Client to issue tokens to when activation is not required, by the
+    /// password grant's rules; without one (and no default client) the
+    /// answer carries no tokens. Not needed to create the account.
     pub client_id: Option<String>,
 }
 
@@ -53,13 +59,17 @@ pub struct RegisterResponse {
 /// Registration outcome.
 #[derive(ApiResponse)]
 pub enum Registered {
-    /// Account created.
+    /// Account created (`Cache-Control: no-store` when it carries tokens).
     #[oai(status = 201)]
-    Created(Json<RegisterResponse>),
+    Created(
+        Json<RegisterResponse>,
+        #[oai(header = "Cache-Control")] Option<String>,
+    ),
 }
 
 /// Activation form.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     /// The email registered.
     pub email: String,
@@ -75,7 +85,8 @@ pub struct UserEnvelope {
 }
 
 /// An email address.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EmailRequest {
     /// Email address.
     pub email: String,
@@ -98,7 +109,8 @@ pub enum NoContent {
 }
 
 /// Reset form.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResetRequest {
     /// The token from the emailed link.
     pub token: String,
@@ -107,20 +119,26 @@ pub struct ResetRequest {
 }
 
 /// Profile change: send only the fields to change; `null` clears one.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
     /// Login name.
+    #[serde(default)]
     pub username: MaybeUndefined<String>,
     /// Given name.
+    #[serde(default)]
     pub given_name: MaybeUndefined<String>,
     /// Family name.
+    #[serde(default)]
     pub family_name: MaybeUndefined<String>,
     /// Phone number (`+14155550123`).
+    #[serde(default)]
     pub phone_number: MaybeUndefined<String>,
 }
 
 /// Password change form.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     /// The password now.
     pub current_password: String,
@@ -152,20 +170,22 @@ impl AccountApi {
         &self,
         state: Data<&AppState>,
         req: &Request,
-        body: Json<RegisterRequest>,
+        body: StrictJson<RegisterRequest>,
     ) -> Result<Registered, ApiError> {
         let b = body.0;
         let settings = state.live.get();
-        let client = clients::authenticate(
-            &settings,
-            &clients::Credentials {
-                id: b.client_id,
-                secret: None,
-            },
-        )?;
+        // Creating an account is not a client action: a client is needed
+        // only for the tokens of an account that needs no activation, and
+        // then by the password grant's rules, checked before anything is
+        // written.
+        let client = if settings.accounts.require_activation {
+            None
+        } else {
+            clients::for_registration(&settings, b.client_id.as_deref())?
+        };
         let input = Registration {
-            email: b.email,
-            password: b.password,
+            email: Some(b.email).filter(|s| !s.is_empty()),
+            password: Some(b.password).filter(|s| !s.is_empty()),
             username: b.username,
             given_name: b.given_name,
             family_name: b.family_name,
@@ -176,23 +196,28 @@ impl AccountApi {
             .accounts
             .register(input, super::client_ip(req))
             .await?;
-        let tokens = if registered.activation_required {
-            None
-        } else {
-            let scope = crate::scope::Scope::parse(&settings.tokens.default_scope)?;
-            Some(
-                state
-                    .tokens
-                    .issue_new_family(&registered.user, &client, &scope)
-                    .await?
-                    .into(),
-            )
+        let tokens = match client {
+            Some(client) if !registered.activation_required => {
+                let scope = crate::scope::Scope::parse(&settings.tokens.default_scope)?;
+                Some(
+                    state
+                        .tokens
+                        .issue_new_family(&registered.user, &client, &scope)
+                        .await?
+                        .into(),
+                )
+            }
+            _ => None,
         };
-        Ok(Registered::Created(Json(RegisterResponse {
-            user: registered.user.into(),
-            activation_required: registered.activation_required,
-            tokens,
-        })))
+        let cache = tokens.as_ref().map(|_| "no-store".to_owned());
+        Ok(Registered::Created(
+            Json(RegisterResponse {
+                user: registered.user.into(),
+                activation_required: registered.activation_required,
+                tokens,
+            }),
+            cache,
+        ))
     }
 
     /// Activate
@@ -207,7 +232,7 @@ impl AccountApi {
     async fn activate(
         &self,
         state: Data<&AppState>,
-        body: Json<ActivateRequest>,
+        body: StrictJson<ActivateRequest>,
     ) -> Result<Json<UserEnvelope>, ApiError> {
         let user = state.accounts.activate(&body.email, &body.code).await?;
         Ok(Json(UserEnvelope { user: user.into() }))
@@ -225,7 +250,7 @@ impl AccountApi {
     async fn resend(
         &self,
         state: Data<&AppState>,
-        body: Json<EmailRequest>,
+        body: StrictJson<EmailRequest>,
     ) -> Result<Accepted, ApiError> {
         state.accounts.resend_activation(&body.email).await?;
         Ok(Accepted::Accepted)
@@ -243,7 +268,7 @@ impl AccountApi {
         &self,
         state: Data<&AppState>,
         req: &Request,
-        body: Json<EmailRequest>,
+        body: StrictJson<EmailRequest>,
     ) -> Result<Accepted, ApiError> {
         state
             .accounts
@@ -264,7 +289,7 @@ impl AccountApi {
     async fn reset(
         &self,
         state: Data<&AppState>,
-        body: Json<ResetRequest>,
+        body: StrictJson<ResetRequest>,
     ) -> Result<NoContent, ApiError> {
         state
             .accounts
@@ -290,7 +315,7 @@ impl AccountApi {
         &self,
         state: Data<&AppState>,
         auth: AccessToken,
-        body: Json<ProfileUpdate>,
+        body: StrictJson<ProfileUpdate>,
     ) -> Result<Json<User>, ApiError> {
         let claims = state.tokens.verify_access(auth.token()).await?;
         let b = body.0;
@@ -322,7 +347,7 @@ impl AccountApi {
         state: Data<&AppState>,
         req: &Request,
         auth: AccessToken,
-        body: Json<PasswordChange>,
+        body: StrictJson<PasswordChange>,
     ) -> Result<NoContent, ApiError> {
         let claims = state.tokens.verify_access(auth.token()).await?;
         let keep = claims

@@ -4,7 +4,9 @@ use poem::web::Data;
 use std::marker::PhantomData;
 
 use poem::{IntoResponse, Response};
-use poem_openapi::payload::{Json, Payload};
+use poem_openapi::payload::Payload;
+
+use super::payload::Json;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -43,7 +45,7 @@ pub struct JwkSet {
 /// JSON bytes rendered ahead of time, documented as `T`.
 pub struct PreparedJson<T>(pub Vec<u8>, pub PhantomData<T>);
 
-const JSON: &str = "application/json; charset=utf-8";
+use super::payload::JSON;
 
 impl<T: Type> Payload for PreparedJson<T> {
     const CONTENT_TYPE: &'static str = JSON;
@@ -89,11 +91,10 @@ pub struct DiscoveryDocument {
     pub revocation_endpoint: String,
     /// RFC 7662 introspection.
     pub introspection_endpoint: String,
-    /// Account registration.
-    pub registration_endpoint: String,
-    /// `password`, `refresh_token`.
+    /// The grant types some configured client may use.
     pub grant_types_supported: Vec<String>,
-    /// Response types.
+    /// Response types of an authorization endpoint: none yet (the token
+    /// endpoint's grants need none), so empty rather than invented.
     pub response_types_supported: Vec<String>,
     /// `public`.
     pub subject_types_supported: Vec<String>,
@@ -112,8 +113,10 @@ pub struct DiscoveryDocument {
 }
 
 impl DiscoveryDocument {
-    /// The document for `issuer`.
-    pub fn new(issuer: &str) -> Self {
+    /// The document for `issuer`, advertising `grant_types` and nothing
+    /// that does not exist (no `registration_endpoint`: in OIDC that key
+    /// means RFC 7591 dynamic client registration, not user sign-up).
+    pub fn new(issuer: &str, grant_types: Vec<String>) -> Self {
         let v = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let auth = v(&["client_secret_basic", "client_secret_post", "none"]);
         Self {
@@ -123,11 +126,8 @@ impl DiscoveryDocument {
             userinfo_endpoint: format!("{issuer}/oauth/userinfo"),
             revocation_endpoint: format!("{issuer}/oauth/revoke"),
             introspection_endpoint: format!("{issuer}/oauth/introspect"),
-            registration_endpoint: format!("{issuer}/account/register"),
-            grant_types_supported: v(&["password", "refresh_token"]),
-            // No authorization endpoint: the password grant needs none, but the
-            // field is required by Discovery 1.0, so the token type is named.
-            response_types_supported: v(&["token"]),
+            grant_types_supported: grant_types,
+            response_types_supported: Vec::new(),
             subject_types_supported: v(&["public"]),
             id_token_signing_alg_values_supported: v(&["RS256"]),
             token_endpoint_auth_methods_supported: auth.clone(),

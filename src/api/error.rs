@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use super::payload::Json;
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
-use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
 use crate::error::Error;
@@ -43,9 +43,13 @@ pub enum ApiError {
     /// Missing, invalid or expired credentials.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
-    /// Not allowed.
+    /// Not allowed (`account_not_activated`), or the token lacks a scope
+    /// (`insufficient_scope`, with `WWW-Authenticate`, RFC 6750 §3.1).
     #[oai(status = 403)]
-    Forbidden(Json<ErrorBody>),
+    Forbidden(
+        Json<ErrorBody>,
+        #[oai(header = "WWW-Authenticate")] Option<String>,
+    ),
     /// Conflicts with existing data (`email_taken`).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
@@ -94,7 +98,10 @@ impl From<Error> for ApiError {
             }
             Error::UnsupportedGrantType => ApiError::BadRequest(ErrorBody::new(
                 "unsupported_grant_type",
-                "grant_type must be password or refresh_token",
+                format!(
+                    "grant_type must be one of: {}",
+                    crate::grants::ALL.join(", ")
+                ),
             )),
             Error::InvalidScope(_) => ApiError::BadRequest(ErrorBody::new("invalid_scope", msg)),
             Error::InvalidBearer(_) => {
@@ -108,7 +115,19 @@ impl From<Error> for ApiError {
             Error::InvalidCode => ApiError::BadRequest(ErrorBody::new("invalid_code", msg)),
             Error::EmailTaken => ApiError::Conflict(ErrorBody::new("email_taken", msg)),
             Error::NotActivated => {
-                ApiError::Forbidden(ErrorBody::new("account_not_activated", msg))
+                ApiError::Forbidden(ErrorBody::new("account_not_activated", msg), None)
+            }
+            Error::InsufficientScope(ref scope) => {
+                let challenge = format!(
+                    "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"{scope}\""
+                );
+                ApiError::Forbidden(
+                    ErrorBody::new(
+                        "insufficient_scope",
+                        format!("the access token needs the `{scope}` scope"),
+                    ),
+                    Some(challenge),
+                )
             }
             Error::RateLimited { retry_after } => {
                 let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
@@ -175,6 +194,27 @@ pub fn from_poem(err: poem::Error) -> Response {
         resp.headers_mut().insert("WWW-Authenticate", v);
     }
     resp
+}
+
+/// 415, naming what this endpoint accepts.
+pub fn unsupported_media_type(accepts: Vec<String>) -> Response {
+    let description = if accepts.is_empty() {
+        "this endpoint takes no request body".to_owned()
+    } else {
+        format!(
+            "this endpoint accepts Content-Type {}",
+            accepts
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )
+    };
+    (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorBody::new("unsupported_media_type", description),
+    )
+        .into_response()
 }
 
 /// Parse-error messages echo input; keep them short and printable.

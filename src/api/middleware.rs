@@ -1,14 +1,14 @@
-//! What every request passes through, once: request id, client address,
-//! the contract's error shape for poem's own errors, security headers, one
-//! log line, and the request metrics.
+//! What every request passes through, once, in two layers around the CORS
+//! layer: `observe` (outer: request id, client address, metrics, log line,
+//! security headers) and `contract_errors` (inner: body limit, every error
+//! in the contract's shape, as a response the CORS layer then dresses).
 
 use std::net::IpAddr;
 use std::time::Instant;
 
-use poem::http::{HeaderValue, Method, header};
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::middleware::Cors;
 use poem::{Endpoint, IntoResponse, Request, Response};
-use poem_openapi::OperationId;
 
 use crate::app::AppState;
 
@@ -77,7 +77,7 @@ fn csp(path: &str) -> &'static str {
 }
 
 /// Refuses bodies over `max` bytes with 413: by `Content-Length` when
-/// given, else by reading at most `max` bytes of a chunked body.
+/// given, else by reading at most `max` bytes of the body.
 async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
     let too_large = || {
         super::error::from_poem(poem::Error::from_status(
@@ -92,16 +92,19 @@ async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
             .unwrap_or(usize::MAX);
         return if len > max { Err(too_large()) } else { Ok(()) };
     }
-    if req.headers().contains_key(header::TRANSFER_ENCODING) {
-        match req.take_body().into_bytes_limit(max).await {
-            Ok(bytes) => req.set_body(bytes),
-            Err(_) => return Err(too_large()),
-        }
+    // No length: chunked HTTP/1.1, or HTTP/2 and HTTP/3, where neither
+    // header is required. Read at most `max` bytes, whatever the framing.
+    match req.take_body().into_bytes_limit(max).await {
+        Ok(bytes) => req.set_body(bytes),
+        Err(_) => return Err(too_large()),
     }
     Ok(())
 }
 
-/// The around-middleware every request goes through.
+/// The outer layer every request goes through: request id, client
+/// address, then (after the inner layers) metrics, the log line and the
+/// security headers. Inner layers never fail: `contract_errors` has turned
+/// every error into a response by then.
 pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let started = Instant::now();
     let request_id = req
@@ -119,66 +122,13 @@ pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Res
         None => IpAddr::from([0, 0, 0, 0]),
     };
     req.set_data(ClientIp(ip));
-    let max_body = req
-        .data::<AppState>()
-        .map_or(65536, |s| s.live.get().server.max_body_bytes);
-    if let Err(too_large) = limit_body(&mut req, max_body).await {
-        let path = req.uri().path().to_owned();
-        return Ok(finish(
-            too_large,
-            &request_id,
-            &path,
-            started,
-            "unmatched",
-            ip,
-            req.method(),
-        ));
-    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-
-    let mut resp = match next.call(req).await {
+    let resp = match next.call(req).await {
         Ok(r) => r.into_response(),
-        Err(e) => {
-            let op = e.data::<OperationId>().copied();
-            // Our own `ApiError`s arrive as errors wrapping their response.
-            let mut r = if e.is_from_response() {
-                e.into_response()
-            } else {
-                super::error::from_poem(e)
-            };
-            if let Some(op) = op {
-                r.set_data(op);
-            }
-            r
-        }
+        Err(e) => super::error::from_poem(e),
     };
-    // Errors poem-openapi turned into responses (parse errors) keep their
-    // plain-text body: give them the contract's shape too.
-    if resp.status().is_client_error()
-        && resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_none_or(|v| !v.as_bytes().starts_with(b"application/json"))
-        && resp.status() != poem::http::StatusCode::UNAUTHORIZED
-    {
-        let op = resp.data::<OperationId>().copied();
-        let status = resp.status();
-        let body = resp.take_body().into_string().await.unwrap_or_default();
-        resp = super::error::from_poem(poem::Error::from_string(body, status));
-        if let Some(op) = op {
-            resp.set_data(op);
-        }
-    }
-
-    let route = resp.data::<OperationId>().map_or_else(
-        || match path.as_str() {
-            "/openapi.json" => "openapi_json",
-            p if p.starts_with("/docs") => "docs",
-            _ => "unmatched",
-        },
-        |op| op.0,
-    );
+    let route = super::routes::template(&method, &path);
     Ok(finish(
         resp,
         &request_id,
@@ -188,6 +138,45 @@ pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Res
         ip,
         &method,
     ))
+}
+
+/// The inner layer: refuses oversized bodies, and gives every error (ours,
+/// poem's, poem-openapi's parse errors) the contract's shape as a response,
+/// so that the CORS layer around it dresses errors like successes.
+pub async fn contract_errors<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let max_body = req
+        .data::<AppState>()
+        .map_or(65536, |s| s.live.get().server.max_body_bytes);
+    if let Err(too_large) = limit_body(&mut req, max_body).await {
+        return Ok(too_large);
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = match next.call(req).await {
+        Ok(r) => r.into_response(),
+        // Our own `ApiError`s arrive as errors wrapping their response.
+        Err(e) if e.is_from_response() => e.into_response(),
+        Err(e) => super::error::from_poem(e),
+    };
+    if resp.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return Ok(super::error::unsupported_media_type(
+            super::routes::accepts(&method, &path),
+        ));
+    }
+    // Errors poem-openapi turned into responses (parse errors) keep their
+    // plain-text body: give them the contract's shape too.
+    if resp.status().is_client_error()
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|v| !v.as_bytes().starts_with(b"application/json"))
+        && resp.status() != StatusCode::UNAUTHORIZED
+    {
+        let status = resp.status();
+        let body = resp.take_body().into_string().await.unwrap_or_default();
+        resp = super::error::from_poem(poem::Error::from_string(body, status));
+    }
+    Ok(resp)
 }
 
 /// Metrics, the request log line, and the headers every response carries.
@@ -202,9 +191,10 @@ fn finish(
 ) -> Response {
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
-    metrics::counter!("http_requests_total", "route" => route, "status" => status.to_string())
+    // Route templates, not raw paths, so the label set stays bounded.
+    metrics::counter!("gatehouse_http_requests_total", "route" => route, "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route)
+    metrics::histogram!("gatehouse_http_request_duration_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
     if path != "/healthz" && path != "/metrics" {
         tracing::info!(

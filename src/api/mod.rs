@@ -13,6 +13,8 @@ pub mod error;
 pub mod middleware;
 pub mod oauth;
 pub mod ops;
+pub mod payload;
+pub mod routes;
 pub mod types;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -81,6 +83,7 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
         .nest("/docs", docs)
         .nest("/", api)
         .into_endpoint()
+        .around(middleware::contract_errors)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(middleware::observe)
         .data(state)

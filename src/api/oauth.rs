@@ -3,13 +3,13 @@
 
 use poem::Request;
 use poem::web::Data;
-use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::ApiTags;
 use super::auth::AccessToken;
 use super::error::ApiError;
+use super::payload::{Json, StrictForm, StrictJson};
 use super::types::TokenResponse;
 use crate::app::AppState;
 use crate::clients::{self, Credentials};
@@ -20,11 +20,13 @@ use crate::tokens::{Introspection, MAX_TOKEN_LEN};
 /// `/oauth/*` endpoints.
 pub struct OAuthApi;
 
-/// Token request (RFC 6749 §4.3.2 and §6).
+/// Token request (RFC 6749 §4.3.2 and §6). Parameters it does not know
+/// are ignored (RFC 6749 §3.2).
 #[derive(Debug, Default, Deserialize, Object)]
 pub struct TokenRequest {
     /// `password` or `refresh_token`.
-    pub grant_type: Option<String>,
+    #[serde(default)]
+    pub grant_type: String,
     /// `password` grant: the email or username.
     pub username: Option<String>,
     /// `password` grant: the password.
@@ -44,17 +46,17 @@ pub struct TokenRequest {
 #[derive(ApiRequest)]
 pub enum TokenBody {
     /// Form-encoded (RFC 6749).
-    #[oai(content_type = "application/x-www-form-urlencoded")]
-    Form(Form<TokenRequest>),
+    Form(StrictForm<TokenRequest>),
     /// JSON with the same fields.
-    Json(Json<TokenRequest>),
+    Json(StrictJson<TokenRequest>),
 }
 
 /// Revocation or introspection request (RFC 7009 §2.1, RFC 7662 §2.1).
 #[derive(Debug, Default, Deserialize, Object)]
 pub struct TokenCheckRequest {
     /// The token.
-    pub token: Option<String>,
+    #[serde(default)]
+    pub token: String,
     /// `access_token` or `refresh_token`.
     pub token_type_hint: Option<String>,
     /// Client id.
@@ -67,10 +69,9 @@ pub struct TokenCheckRequest {
 #[derive(ApiRequest)]
 pub enum TokenCheckBody {
     /// Form-encoded.
-    #[oai(content_type = "application/x-www-form-urlencoded")]
-    Form(Form<TokenCheckRequest>),
+    Form(StrictForm<TokenCheckRequest>),
     /// JSON.
-    Json(Json<TokenCheckRequest>),
+    Json(StrictJson<TokenCheckRequest>),
 }
 
 /// Token issued.
@@ -240,13 +241,13 @@ impl OAuthApi {
         req: &Request,
         body: TokenBody,
     ) -> Result<TokenIssued, ApiError> {
-        let (TokenBody::Form(Form(r)) | TokenBody::Json(Json(r))) = body;
+        let (TokenBody::Form(StrictForm(r)) | TokenBody::Json(StrictJson(r))) = body;
         let settings = state.live.get();
         let creds = credentials(req, r.client_id, r.client_secret)?;
         let client = clients::authenticate(&settings, &creds)?;
         let ip = super::client_ip(req);
-        let tokens = match r.grant_type.as_deref() {
-            Some("password") => {
+        let tokens = match r.grant_type.as_str() {
+            crate::grants::PASSWORD => {
                 state
                     .tokens
                     .password_grant(
@@ -258,7 +259,7 @@ impl OAuthApi {
                     )
                     .await?
             }
-            Some("refresh_token") => {
+            crate::grants::REFRESH_TOKEN => {
                 let token = r.refresh_token.as_deref().unwrap_or_default();
                 check_token_len(token)?;
                 state
@@ -266,10 +267,10 @@ impl OAuthApi {
                     .refresh_grant(&client, token, r.scope.as_deref())
                     .await?
             }
-            None | Some("") => {
+            "" => {
                 return Err(Error::InvalidRequest("grant_type is required".into()).into());
             }
-            Some(_) => return Err(Error::UnsupportedGrantType.into()),
+            _ => return Err(Error::UnsupportedGrantType.into()),
         };
         let (cc, pragma) = no_store();
         Ok(TokenIssued::Ok(Json(tokens.into()), cc, pragma))
@@ -286,12 +287,11 @@ impl OAuthApi {
         req: &Request,
         body: TokenCheckBody,
     ) -> Result<Revoked, ApiError> {
-        let (TokenCheckBody::Form(Form(r)) | TokenCheckBody::Json(Json(r))) = body;
+        let (TokenCheckBody::Form(StrictForm(r)) | TokenCheckBody::Json(StrictJson(r))) = body;
         let settings = state.live.get();
         let creds = credentials(req, r.client_id, r.client_secret)?;
         let client = clients::authenticate(&settings, &creds)?;
-        let token = r
-            .token
+        let token = Some(r.token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::InvalidRequest("token is required".into()))?;
         check_token_len(&token)?;
@@ -317,15 +317,14 @@ impl OAuthApi {
         req: &Request,
         body: TokenCheckBody,
     ) -> Result<Json<IntrospectionResponse>, ApiError> {
-        let (TokenCheckBody::Form(Form(r)) | TokenCheckBody::Json(Json(r))) = body;
+        let (TokenCheckBody::Form(StrictForm(r)) | TokenCheckBody::Json(StrictJson(r))) = body;
         let settings = state.live.get();
         let creds = credentials(req, r.client_id, r.client_secret)?;
         let client = clients::authenticate(&settings, &creds)?;
         if !client.confidential {
             return Err(Error::InvalidClient.into());
         }
-        let token = r
-            .token
+        let token = Some(r.token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::InvalidRequest("token is required".into()))?;
         if token.len() > MAX_TOKEN_LEN {
@@ -370,8 +369,12 @@ impl OAuthApi {
 
 async fn userinfo(state: &AppState, auth: &AccessToken) -> Result<Json<UserInfo>, ApiError> {
     let claims = state.tokens.verify_access(auth.token()).await?;
-    let user = state.accounts.me(&claims.sub).await?;
     let scope = crate::scope::Scope::parse(&claims.scope)?;
+    // OIDC Core §5.3: userinfo is for tokens of an OpenID request.
+    if !scope.has("openid") {
+        return Err(Error::InsufficientScope("openid".into()).into());
+    }
+    let user = state.accounts.me(&claims.sub).await?;
     let p = ProfileClaims::of(&user, &scope);
     Ok(Json(UserInfo {
         sub: claims.sub,

@@ -1,7 +1,9 @@
 //! Operations: liveness, readiness, metrics.
 
 use poem::web::Data;
-use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::payload::PlainText;
+
+use super::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;

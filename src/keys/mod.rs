@@ -223,32 +223,7 @@ impl KeyRing {
 
     /// Every key in the database with its state at `now`.
     pub async fn list(&self, now: DateTime<Utc>, max_token_ttl: Duration) -> Result<Vec<KeyInfo>> {
-        let rows = store::all(&self.db).await?;
-        let signing = rows
-            .iter()
-            .rev()
-            .find(|r| r.activates_at <= now)
-            .map(|r| r.generation);
-        let keep_for = chrono_duration(max_token_ttl) + chrono::Duration::minutes(1);
-        Ok(rows
-            .into_iter()
-            .map(|r| KeyInfo {
-                state: if Some(r.generation) == signing {
-                    "signing"
-                } else if r.activates_at > now {
-                    "next"
-                } else if r.retired_at.is_some_and(|t| t + keep_for < now) {
-                    "expired"
-                } else {
-                    "published"
-                },
-                kid: r.kid,
-                generation: r.generation,
-                created_at: r.created_at,
-                activates_at: r.activates_at,
-                retired_at: r.retired_at,
-            })
-            .collect())
+        list(&self.db, now, max_token_ttl).await
     }
 
     /// Makes the key from `keys.private_key_file` the signing key, publishing
@@ -358,4 +333,39 @@ pub fn jwk_of(key: &RsaPrivateKey) -> Jwk {
         n,
         e,
     }
+}
+
+/// Every key in `db` with its state at `now`. Reads only: `keys list`
+/// calls it without building the app (no migration, no key generation).
+pub async fn list(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    max_token_ttl: Duration,
+) -> Result<Vec<KeyInfo>> {
+    let rows = store::all(db).await?;
+    let signing = rows
+        .iter()
+        .rev()
+        .find(|r| r.activates_at <= now)
+        .map(|r| r.generation);
+    let keep_for = chrono_duration(max_token_ttl) + chrono::Duration::minutes(1);
+    Ok(rows
+        .into_iter()
+        .map(|r| KeyInfo {
+            state: if Some(r.generation) == signing {
+                "signing"
+            } else if r.activates_at > now {
+                "next"
+            } else if r.retired_at.is_some_and(|t| t + keep_for < now) {
+                "expired"
+            } else {
+                "published"
+            },
+            kid: r.kid,
+            generation: r.generation,
+            created_at: r.created_at,
+            activates_at: r.activates_at,
+            retired_at: r.retired_at,
+        })
+        .collect())
 }

@@ -33,8 +33,9 @@ pub struct AccessClaims {
     /// Username.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
-    /// Roles, e.g. `["admin"]`.
-    #[serde(default)]
+    /// Roles, e.g. `["admin"]`; absent when the user has none (RFC 9068
+    /// §7.2.1 validators, authlib's among them, refuse an empty `roles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
     /// Session id: the refresh-token family this token came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -75,7 +75,7 @@ impl DenyList {
                     // The row is in the database; checks fall back to it while
                     // Redis fails, so the revocation still holds.
                     tracing::error!(error = %e, "could not cache a revoked token in Redis");
-                    metrics::counter!("redis_errors_total", "op" => "deny").increment(1);
+                    metrics::counter!("gatehouse_redis_errors_total", "op" => "deny").increment(1);
                 }
             }
         }
@@ -95,7 +95,8 @@ impl DenyList {
                     Ok(found) => Ok(found),
                     Err(e) => {
                         tracing::warn!(error = %e, "Redis unavailable; checking the deny list in the database");
-                        metrics::counter!("redis_errors_total", "op" => "deny_check").increment(1);
+                        metrics::counter!("gatehouse_redis_errors_total", "op" => "deny_check")
+                            .increment(1);
                         Ok(store::is_denied(&self.db, jti).await?)
                     }
                 }

@@ -159,8 +159,13 @@ pub fn verify_jwt(
     if header.alg != Algorithm::RS256 {
         return Err(malformed());
     }
+    // `JWT` is what clients with `access_token_typ = "JWT"` get. An ID token
+    // (also `JWT`) still cannot pass as an access token: it lacks the
+    // `client_id`, `jti` and `scope` claims that decoding requires.
     let typ_ok = header.typ.as_deref().is_some_and(|t| {
-        t.eq_ignore_ascii_case(ACCESS_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        t.eq_ignore_ascii_case(ACCESS_TYP)
+            || t.eq_ignore_ascii_case("application/at+jwt")
+            || t.eq_ignore_ascii_case("JWT")
     });
     if !typ_ok {
         return Err(malformed());
@@ -280,7 +285,8 @@ impl Tokens {
                     .refund(LimitKind::LoginFailuresPerAccount, &account)
                     .await;
             }
-            metrics::counter!("login_failures_total", "reason" => "throttled").increment(1);
+            metrics::counter!("gatehouse_login_failures_total", "reason" => "throttled")
+                .increment(1);
             tracing::info!(client.ip = %ip, "password grant throttled");
             return Err(Error::InvalidGrant(BAD_CREDENTIALS.into()));
         }
@@ -290,7 +296,8 @@ impl Tokens {
             .verify(user.as_ref().map(|u| u.password_hash.as_str()), password)
             .await?;
         let Some(user) = user.filter(|_| verified != Verified::No) else {
-            metrics::counter!("login_failures_total", "reason" => "bad_credentials").increment(1);
+            metrics::counter!("gatehouse_login_failures_total", "reason" => "bad_credentials")
+                .increment(1);
             return Err(Error::InvalidGrant(BAD_CREDENTIALS.into()));
         };
         self.limits
@@ -323,7 +330,7 @@ impl Tokens {
             }
         }
         let tokens = self.issue_new_family(&user, client, &scope).await?;
-        metrics::counter!("tokens_issued_total", "grant" => "password").increment(1);
+        metrics::counter!("gatehouse_tokens_issued_total", "grant" => "password").increment(1);
         Ok(tokens)
     }
 
@@ -437,7 +444,7 @@ impl Tokens {
                 parent.family_id,
             )
             .await?;
-        metrics::counter!("tokens_issued_total", "grant" => "refresh_token").increment(1);
+        metrics::counter!("gatehouse_tokens_issued_total", "grant" => "refresh_token").increment(1);
         Ok(tokens)
     }
 
@@ -533,7 +540,7 @@ impl Tokens {
             return Err(invalid_refresh());
         }
         let revoked = store::revoke_family(&self.db, row.family_id, now).await?;
-        metrics::counter!("refresh_reuse_detected_total").increment(1);
+        metrics::counter!("gatehouse_refresh_reuse_detected_total").increment(1);
         tracing::warn!(token.family = %row.family_id, user.id = %row.user_id, revoked, "refresh token reuse: family revoked");
         Err(Error::InvalidGrant(
             "the refresh token was already used; the session has been revoked".into(),
@@ -594,6 +601,7 @@ impl Tokens {
             auth_time: auth_time.timestamp(),
             profile: ProfileClaims::of(user, scope),
         });
+        let access_typ = client.access_token_typ.as_str();
         let (access_token, id_token) = self
             .signers
             .run(move || {
@@ -603,7 +611,7 @@ impl Tokens {
                     .map(|c| jsonwebtoken::encode(&header, &c, &key.encoding))
                     .transpose()
                     .map_err(Error::internal)?;
-                header.typ = Some(ACCESS_TYP.into());
+                header.typ = Some(access_typ.into());
                 let access_token = jsonwebtoken::encode(&header, &claims, &key.encoding)
                     .map_err(Error::internal)?;
                 Ok((access_token, id_token))
@@ -708,7 +716,8 @@ impl Tokens {
                 exp: Some(claims.exp),
                 iat: Some(claims.iat),
                 jti: Some(claims.jti),
-                token_type: Some("access_token".into()),
+                // RFC 7662 §2.2: the token type of RFC 6749 §5.1.
+                token_type: Some("Bearer".into()),
                 username: Some(user.username.unwrap_or(user.email)),
                 iss: Some(claims.iss),
                 aud: Some(claims.aud),
@@ -721,6 +730,8 @@ impl Tokens {
             && row.rotated_at.is_none()
             && row.expires_at > now
             && let Some(user) = accounts::store::find_by_id(&self.db, row.user_id).await?
+            && user.activated
+            && !user.disabled
         {
             return Ok(Introspection {
                 active: true,
@@ -799,7 +810,7 @@ mod tests {
             let t = sign(&h, &serde_json::json!({"iss": "https://iss", "sub": "u", "exp": 1, "iat": 0, "nbf": 0, "jti": "j", "aud": "a", "client_id": "c", "scope": ""}));
             let known = |k: &str| (k == "ours").then(|| dk.clone());
             let ok = verify_jwt(&t, "https://iss", known).is_ok();
-            prop_assert_eq!(ok, kid == "ours" && (typ == "at+jwt" || typ == "application/at+jwt"));
+            prop_assert_eq!(ok, kid == "ours" && (typ == "at+jwt" || typ == "application/at+jwt" || typ == "jwt"));
         }
 
         #[test]

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::helpers::{Backend, MailSink, PASSWORD, TestApp, assert_error, code_in, metric};
+use crate::helpers::{Backend, ISSUER, MailSink, PASSWORD, TestApp, assert_error, code_in, metric};
 
 async fn the_activation_code_arrives_by_smtp_and_activates(backend: Backend) {
     let app = TestApp::spawn_with_mail(backend, "").await;
@@ -65,8 +65,9 @@ async fn the_reset_link_arrives_by_smtp_and_works_once(backend: Backend) {
         .expect("sink")
         .wait_for("lost@example.com", "token=")
         .await;
+    // The default `accounts.reset_url` follows `server.public_url`.
     assert!(
-        text.contains("http://127.0.0.1:8080/reset-password?token="),
+        text.contains(&format!("{ISSUER}/password/reset?token=")),
         "{text}"
     );
     let token = reset_token(&text);
@@ -153,7 +154,7 @@ async fn registration_does_not_wait_for_a_dead_mail_server_and_resend_works_late
     let app = TestApp::spawn_with(Backend::Sqlite, &extra).await;
     let failed_before = metric(
         &app.state.metrics.render(),
-        "mail_total",
+        "gatehouse_mail_total",
         ("result", "failed"),
     );
     let started = Instant::now();
@@ -169,7 +170,7 @@ async fn registration_does_not_wait_for_a_dead_mail_server_and_resend_works_late
     for _ in 0..200 {
         if metric(
             &app.state.metrics.render(),
-            "mail_total",
+            "gatehouse_mail_total",
             ("result", "failed"),
         ) > failed_before
         {
@@ -180,7 +181,7 @@ async fn registration_does_not_wait_for_a_dead_mail_server_and_resend_works_late
     assert!(
         metric(
             &app.state.metrics.render(),
-            "mail_total",
+            "gatehouse_mail_total",
             ("result", "failed")
         ) > failed_before,
         "the failed send is counted"

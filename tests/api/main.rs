@@ -8,6 +8,7 @@ mod accounts;
 mod email;
 mod faults;
 mod foundation;
+mod interop;
 mod keys;
 mod limits;
 mod ops;

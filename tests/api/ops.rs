@@ -20,23 +20,37 @@ async fn metrics_move_after_a_login_and_parse_as_prometheus_text() {
     assert_eq!(r.status(), StatusCode::OK);
     let after = r.text().await.expect("text");
     assert!(
-        metric(&after, "tokens_issued_total", ("grant", "password"))
-            > metric(&before, "tokens_issued_total", ("grant", "password"))
+        metric(
+            &after,
+            "gatehouse_tokens_issued_total",
+            ("grant", "password")
+        ) > metric(
+            &before,
+            "gatehouse_tokens_issued_total",
+            ("grant", "password")
+        )
     );
     assert!(
         metric(
             &after,
-            "login_failures_total",
+            "gatehouse_login_failures_total",
             ("reason", "bad_credentials")
         ) > metric(
             &before,
-            "login_failures_total",
+            "gatehouse_login_failures_total",
             ("reason", "bad_credentials")
         )
     );
     assert!(
-        metric(&after, "http_requests_total", ("route", "create_token"))
-            >= metric(&before, "http_requests_total", ("route", "create_token")) + 2.0
+        metric(
+            &after,
+            "gatehouse_http_requests_total",
+            ("route", "/oauth/token")
+        ) >= metric(
+            &before,
+            "gatehouse_http_requests_total",
+            ("route", "/oauth/token")
+        ) + 2.0
     );
     assert!(
         after.contains("http_request_duration_seconds_bucket"),

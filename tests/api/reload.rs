@@ -68,7 +68,7 @@ async fn token_lifetimes_follow_the_file_and_a_broken_file_is_refused() {
 
     let before = metric(
         &app.state.metrics.render(),
-        "config_reloads_total",
+        "gatehouse_config_reloads_total",
         ("result", "error"),
     );
     std::fs::write(
@@ -79,7 +79,7 @@ async fn token_lifetimes_follow_the_file_and_a_broken_file_is_refused() {
     for _ in 0..40 {
         if metric(
             &app.state.metrics.render(),
-            "config_reloads_total",
+            "gatehouse_config_reloads_total",
             ("result", "error"),
         ) > before
         {
@@ -90,7 +90,7 @@ async fn token_lifetimes_follow_the_file_and_a_broken_file_is_refused() {
     assert!(
         metric(
             &app.state.metrics.render(),
-            "config_reloads_total",
+            "gatehouse_config_reloads_total",
             ("result", "error")
         ) > before,
         "the refused reload is counted"

@@ -175,7 +175,7 @@ reset_url, and keys.private_key_file when a signing key is mounted.
 {{- $_ = set $cfg "server" $server }}
 {{- $accounts := $cfg.accounts | default dict }}
 {{- if not $accounts.reset_url }}
-{{- $_ = set $accounts "reset_url" (printf "%s/reset-password" $publicUrl) }}
+{{- $_ = set $accounts "reset_url" (printf "%s/password/reset" $publicUrl) }}
 {{- end }}
 {{- $_ = set $cfg "accounts" $accounts }}
 {{- if include "gatehouse.signingKeyMounted" . }}
