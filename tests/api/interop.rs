@@ -437,7 +437,10 @@ async fn the_spec_names_media_types_exactly_and_marks_required_fields() {
         vec!["application/json", "application/x-www-form-urlencoded"]
     );
     let schemas = &spec["components"]["schemas"];
-    assert_eq!(schemas["RegisterRequest"]["required"], json!(["email", "password"]));
+    assert_eq!(
+        schemas["RegisterRequest"]["required"],
+        json!(["email", "password"])
+    );
     assert_eq!(schemas["TokenRequest"]["required"], json!(["grant_type"]));
     assert_eq!(schemas["TokenCheckRequest"]["required"], json!(["token"]));
 }
@@ -446,9 +449,14 @@ async fn the_spec_names_media_types_exactly_and_marks_required_fields() {
 async fn metrics_are_prefixed_labelled_by_route_template_and_present_at_zero() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let _ = app.get("/no/such/thing/42").await;
-    let _ = app.password_grant("nobody@example.com", "wrong-password-1").await;
+    let _ = app
+        .password_grant("nobody@example.com", "wrong-password-1")
+        .await;
     let text = app.get("/metrics").await.text().await.expect("text");
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         assert!(line.starts_with("gatehouse_"), "unprefixed series: {line}");
         assert!(!line.contains("/no/such"), "raw path as a label: {line}");
     }
