@@ -326,6 +326,15 @@ fn spawn_background(state: AppState, shutdown: Shutdown) {
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "sweeping expired tokens failed"),
                     }
+                    let now = state.clock.now();
+                    let ttl = crate::clock::chrono_duration(
+                        state.live.get().accounts.unactivated_ttl,
+                    );
+                    if let Err(e) =
+                        crate::accounts::store::delete_unactivated(&state.db, now - ttl).await
+                    {
+                        tracing::warn!(error = %e, "sweeping unactivated accounts failed");
+                    }
                     if let Err(e) = crate::codes::sweep(&state.db, state.clock.now()).await {
                         tracing::warn!(error = %e, "sweeping expired codes failed");
                     }

@@ -242,6 +242,10 @@ pub struct AccountSettings {
     pub reset_url: Option<String>,
     /// Shortest password accepted.
     pub password_min_length: usize,
+    /// Accounts never activated are deleted this long after registering
+    /// (hot), so an address cannot be held by a registration nobody proves.
+    #[serde(with = "humantime_serde")]
+    pub unactivated_ttl: Duration,
 }
 
 impl Default for AccountSettings {
@@ -252,6 +256,7 @@ impl Default for AccountSettings {
             reset_ttl: Duration::from_secs(3600),
             reset_url: None,
             password_min_length: 8,
+            unactivated_ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -705,6 +710,7 @@ impl Settings {
         merged.rate_limits = new.rate_limits.clone();
         merged.accounts.activation_ttl = new.accounts.activation_ttl;
         merged.accounts.reset_ttl = new.accounts.reset_ttl;
+        merged.accounts.unactivated_ttl = new.accounts.unactivated_ttl;
         let mut cold = Vec::new();
         let mut check = |name, differs: bool| {
             if differs {
@@ -723,6 +729,7 @@ impl Settings {
         let mut accounts = new.accounts.clone();
         accounts.activation_ttl = self.accounts.activation_ttl;
         accounts.reset_ttl = self.accounts.reset_ttl;
+        accounts.unactivated_ttl = self.accounts.unactivated_ttl;
         check("accounts", self.accounts != accounts);
         (merged, cold)
     }

@@ -37,6 +37,15 @@ impl Problems {
     }
 }
 
+/// The one form emails and usernames are compared in: trimmed, Unicode
+/// NFKC (compatibility composition, so that look-alikes such as U+212A
+/// KELVIN SIGN or full-width letters become the letters they imitate),
+/// then lower-cased. Every lookup and uniqueness key goes through it.
+pub fn canonical(raw: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    raw.trim().nfkc().collect::<String>().to_lowercase()
+}
+
 /// An email address, syntax-checked, at most 254 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -65,9 +74,9 @@ impl Email {
         &self.0
     }
 
-    /// Lowercased, the uniqueness key.
+    /// The uniqueness key: [`canonical`].
     pub fn normalized(&self) -> String {
-        self.0.to_lowercase()
+        canonical(&self.0)
     }
 }
 
@@ -166,5 +175,24 @@ mod tests {
         }
         assert!(parse_name("Ada").is_ok());
         assert!(parse_name("a\u{7}b").is_err());
+    }
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::canonical;
+
+    #[test]
+    fn look_alikes_share_one_canonical_form() {
+        for (a, b) in [
+            ("\u{212A}ate@example.com", "kate@example.com"),
+            ("KATE@Example.COM", "kate@example.com"),
+            ("\u{FF4B}ate@example.com", "kate@example.com"),
+            ("  kate@example.com ", "kate@example.com"),
+            ("e\u{301}@example.com", "\u{e9}@example.com"),
+        ] {
+            assert_eq!(canonical(a), canonical(b), "{a} ~ {b}");
+        }
+        assert_ne!(canonical("kate@example.com"), canonical("kat@example.com"));
     }
 }

@@ -195,7 +195,7 @@ impl Accounts {
             id: Uuid::new_v4(),
             email: email.as_str().to_owned(),
             email_normalized: email.normalized(),
-            username_normalized: username.as_ref().map(|u| u.as_str().to_lowercase()),
+            username_normalized: username.as_ref().map(|u| fields::canonical(u.as_str())),
             username: username.map(|u| u.as_str().to_owned()),
             password_hash: hash,
             given_name,
@@ -210,7 +210,42 @@ impl Accounts {
         };
         let turn = self.writes.enter().await;
         let txn = self.db.begin().await?;
-        store::insert(&txn, user.clone()).await?;
+        let user = match store::insert(&txn, user.clone()).await {
+            Ok(()) => user,
+            // The address's account was never activated: start it over
+            // (new password, new code to this address) instead of letting
+            // whoever registered it first keep it from its owner.
+            Err(Error::EmailTaken) if require_activation => {
+                txn.rollback().await?;
+                let txn = self.db.begin().await?;
+                let Some(restarted) = store::restart_unactivated(&txn, &user).await? else {
+                    return Err(Error::EmailTaken);
+                };
+                let ttl = chrono_duration(settings.accounts.activation_ttl);
+                let code = codes::issue(
+                    &txn,
+                    &self.server_key,
+                    Kind::Activation,
+                    restarted.id,
+                    now,
+                    ttl,
+                )
+                .await?;
+                txn.commit().await?;
+                drop(turn);
+                self.mailer.send_activation(
+                    &restarted.email,
+                    &code,
+                    settings.accounts.activation_ttl,
+                );
+                tracing::info!(user.id = %restarted.id, "unactivated registration started over");
+                return Ok(Registered {
+                    user: restarted,
+                    activation_required: true,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let code = if require_activation {
             let ttl = chrono_duration(settings.accounts.activation_ttl);
             Some(codes::issue(&txn, &self.server_key, Kind::Activation, user.id, now, ttl).await?)
@@ -385,7 +420,7 @@ impl Accounts {
             }
             Patch::Set(u) => {
                 if let Some(u) = p.take("username", Username::parse(&u)) {
-                    user.username_normalized = Some(u.as_str().to_lowercase());
+                    user.username_normalized = Some(fields::canonical(u.as_str()));
                     user.username = Some(u.as_str().to_owned());
                 }
             }

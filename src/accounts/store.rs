@@ -28,6 +28,64 @@ pub async fn insert(db: &impl ConnectionTrait, user: users::Model) -> Result<(),
     }
 }
 
+/// Registration again for an address whose account was never activated:
+/// the account starts over with the new registration's password and
+/// profile (the address's owner is never locked out by a squatter). `None`
+/// when the address belongs to an activated account.
+pub async fn restart_unactivated(
+    db: &impl ConnectionTrait,
+    fresh: &users::Model,
+) -> Result<Option<users::Model>, Error> {
+    let updated = Entity::update_many()
+        .col_expr(Column::Email, Expr::value(fresh.email.clone()))
+        .col_expr(
+            Column::PasswordHash,
+            Expr::value(fresh.password_hash.clone()),
+        )
+        .col_expr(Column::Username, Expr::value(fresh.username.clone()))
+        .col_expr(
+            Column::UsernameNormalized,
+            Expr::value(fresh.username_normalized.clone()),
+        )
+        .col_expr(Column::GivenName, Expr::value(fresh.given_name.clone()))
+        .col_expr(Column::FamilyName, Expr::value(fresh.family_name.clone()))
+        .col_expr(Column::PhoneNumber, Expr::value(fresh.phone_number.clone()))
+        .col_expr(Column::CreatedAt, Expr::value(fresh.created_at))
+        .col_expr(Column::UpdatedAt, Expr::value(fresh.updated_at))
+        .filter(Column::EmailNormalized.eq(fresh.email_normalized.clone()))
+        .filter(Column::Activated.eq(false))
+        .exec(db)
+        .await;
+    match updated {
+        Ok(r) if r.rows_affected == 0 => Ok(None),
+        Ok(_) => Ok(Entity::find()
+            .filter(Column::EmailNormalized.eq(fresh.email_normalized.clone()))
+            .one(db)
+            .await?),
+        Err(e) => match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                Err(Error::field("username", "is already taken"))
+            }
+            _ => Err(e.into()),
+        },
+    }
+}
+
+/// Deletes accounts never activated and registered before `before`
+/// (`accounts.unactivated_ttl`), with their codes.
+pub async fn delete_unactivated(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    Ok(Entity::delete_many()
+        .filter(Column::Activated.eq(false))
+        .filter(Column::EmailVerified.eq(false))
+        .filter(Column::CreatedAt.lt(before))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// A user by id.
 pub async fn find_by_id(
     db: &impl ConnectionTrait,
@@ -42,7 +100,7 @@ pub async fn find_by_email(
     email: &str,
 ) -> Result<Option<users::Model>, DbErr> {
     Entity::find()
-        .filter(Column::EmailNormalized.eq(email.trim().to_lowercase()))
+        .filter(Column::EmailNormalized.eq(super::fields::canonical(email)))
         .one(db)
         .await
 }
@@ -52,7 +110,7 @@ pub async fn find_by_login(
     db: &impl ConnectionTrait,
     login: &str,
 ) -> Result<Option<users::Model>, DbErr> {
-    let login = login.trim().to_lowercase();
+    let login = super::fields::canonical(login);
     let column = if login.contains('@') {
         Column::EmailNormalized
     } else {

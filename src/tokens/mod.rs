@@ -264,7 +264,7 @@ impl Tokens {
         // Unknown accounts are throttled under their login name, like real ones.
         let account = user
             .as_ref()
-            .map_or_else(|| login.to_lowercase(), |u| u.id.to_string());
+            .map_or_else(|| accounts::fields::canonical(login), |u| u.id.to_string());
         let per_ip = format!("{account}|{ip}");
         let reserved_ip = self
             .limits

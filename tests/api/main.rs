@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod abuse;
 mod accounts;
 mod email;
 mod faults;
@@ -14,4 +15,5 @@ mod limits;
 mod ops;
 mod reload;
 mod replicas;
+mod rp_openidconnect;
 mod tokens;
