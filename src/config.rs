@@ -76,6 +76,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Browser origins allowed to call the API (CORS).
     pub cors_origins: Vec<String>,
+    /// IPv6 clients are limited by this prefix (one /64 is one subscriber:
+    /// its owner holds every address in it).
+    pub ipv6_prefix: u8,
 }
 
 impl Default for ServerSettings {
@@ -86,6 +89,7 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             max_body_bytes: 65536,
             cors_origins: Vec::new(),
+            ipv6_prefix: 64,
         }
     }
 }
@@ -94,6 +98,16 @@ impl ServerSettings {
     /// Whether `peer` may set the client address through `X-Forwarded-For`.
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+
+    /// The client as limits see it: an IPv4 address, or the IPv6 network of
+    /// `ipv6_prefix` bits that holds the address.
+    pub fn client_of(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, self.ipv6_prefix)
+                .map_or(ip, |net| IpAddr::V6(net.network())),
+        }
     }
 }
 
@@ -619,6 +633,9 @@ impl Settings {
             || self.server.public_url.starts_with("https://"))
         {
             return bad("server.public_url", "must be an http:// or https:// URL");
+        }
+        if !(1..=128).contains(&self.server.ipv6_prefix) {
+            return bad("server.ipv6_prefix", "must be between 1 and 128");
         }
         if self.keys.rsa_bits < 2048 || self.keys.rsa_bits > 8192 {
             return bad("keys.rsa_bits", "must be between 2048 and 8192");

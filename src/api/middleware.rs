@@ -12,7 +12,8 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::app::AppState;
 
-/// The client's address for limits and logs.
+/// The client for limits: its IPv4 address, or its IPv6 network of
+/// `server.ipv6_prefix` bits.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
@@ -32,8 +33,11 @@ pub fn cors(origins: &[String]) -> Option<Cors> {
     Some(c)
 }
 
-/// The client address: the socket peer, or the rightmost address of
-/// `X-Forwarded-For` not itself a trusted proxy when the peer is trusted.
+/// The client address: the socket peer, or, when the peer is a trusted
+/// proxy, the rightmost address of `X-Forwarded-For` that is not itself a
+/// trusted proxy. Every header line counts, in order (a proxy may append a
+/// line of its own rather than extend the first, RFC 9110 §5.3), so a value
+/// the client forged at the left never wins over what the proxies added.
 fn resolve_ip(req: &Request, state: &AppState) -> IpAddr {
     let peer = req
         .remote_addr()
@@ -43,15 +47,15 @@ fn resolve_ip(req: &Request, state: &AppState) -> IpAddr {
     if !settings.server.is_trusted_proxy(peer) {
         return peer;
     }
-    let Some(xff) = req
+    let hops: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    else {
-        return peer;
-    };
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(','))
+        .collect();
     let mut client = peer;
-    for hop in xff.rsplit(',') {
+    for hop in hops.iter().rev() {
         match hop.trim().parse::<IpAddr>() {
             Ok(ip) => {
                 client = ip.to_canonical();
@@ -117,11 +121,15 @@ pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Res
                 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let ip = match req.data::<AppState>() {
-        Some(state) => resolve_ip(&req, state),
-        None => IpAddr::from([0, 0, 0, 0]),
+    let (ip, client) = match req.data::<AppState>() {
+        Some(state) => {
+            let ip = resolve_ip(&req, state);
+            (ip, state.live.get().server.client_of(ip))
+        }
+        None => (IpAddr::from([0, 0, 0, 0]), IpAddr::from([0, 0, 0, 0])),
     };
-    req.set_data(ClientIp(ip));
+    // Limits key on the client (an IPv6 /64 is one); the log shows the address.
+    req.set_data(ClientIp(client));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let resp = match next.call(req).await {

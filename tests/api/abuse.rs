@@ -93,3 +93,131 @@ async fn unactivated_accounts_are_swept(backend: Backend) {
     );
 }
 both!(unactivated_accounts_are_swept);
+
+/// Bytes a streaming request body handed to the client so far.
+fn counting_zeros(
+    total: usize,
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> reqwest::Body {
+    const CHUNK: usize = 64 * 1024;
+    let chunks = total / CHUNK;
+    let stream = futures_util::stream::iter((0..chunks).map(move |_| {
+        sent.fetch_add(CHUNK, std::sync::atomic::Ordering::Relaxed);
+        Ok::<_, std::io::Error>(vec![0u8; CHUNK])
+    }));
+    reqwest::Body::wrap_stream(stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_body_without_a_length_is_cut_off_at_the_cap() {
+    let app = TestApp::spawn_with(Backend::Sqlite, "[server]\nmax_body_bytes = 65536\n").await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .expect("client");
+    // HTTP/2 needs neither Content-Length nor Transfer-Encoding: a stream
+    // body sends neither. 300 MB offered; the server must stop near the cap.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = h2
+        .post(app.url("/oauth/token"))
+        .header("content-type", "application/json")
+        .body(counting_zeros(300 * 1024 * 1024, sent.clone()))
+        .send()
+        .await;
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    match r {
+        Ok(r) => {
+            assert_eq!(r.version(), reqwest::Version::HTTP_2);
+            assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+        }
+        // The server may reset the stream once it has answered.
+        Err(e) => assert!(!e.is_timeout(), "the server never answered: {e}"),
+    }
+    // The cap, plus what HTTP/2 flow-control windows let through.
+    assert!(
+        sent < 16 * 1024 * 1024,
+        "the server read {sent} bytes of a body capped at 64 KiB"
+    );
+    // A body within the cap over HTTP/2 still works.
+    let r = h2
+        .post(app.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "x@example.com"),
+            ("password", "y"),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+async fn grant_with_forwarded(app: &TestApp, lines: &[&str]) -> StatusCode {
+    let mut req = app.http.post(app.url("/oauth/token"));
+    for l in lines {
+        req = req.header("x-forwarded-for", *l);
+    }
+    req.form(&[
+        ("grant_type", "password"),
+        ("username", "nobody@example.com"),
+        ("password", "wrong-password-1"),
+    ])
+    .send()
+    .await
+    .expect("request")
+    .status()
+}
+
+const BEHIND_PROXY: &str = r#"
+[server]
+trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8"]
+[rate_limits]
+login_per_ip = "2/1h"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_forwarded_for_line_does_not_escape_the_limit() {
+    let app = TestApp::spawn_with(Backend::Sqlite, BEHIND_PROXY).await;
+    // The client forges a first line each time; the proxy (10.0.0.5, trusted)
+    // appends its own line naming the real client, 203.0.113.7.
+    for i in 0..2 {
+        let forged = format!("198.51.100.{i}");
+        assert_eq!(
+            grant_with_forwarded(&app, &[&forged, "203.0.113.7, 10.0.0.5"]).await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        grant_with_forwarded(&app, &["198.51.100.99", "203.0.113.7, 10.0.0.5"]).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the client is the rightmost untrusted address of all lines"
+    );
+    // Another real client behind the same proxy has its own budget.
+    assert_eq!(
+        grant_with_forwarded(&app, &["203.0.113.8"]).await,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_clients_are_limited_by_their_64() {
+    let app = TestApp::spawn_with(Backend::Sqlite, BEHIND_PROXY).await;
+    // One subscriber owns the whole /64: new addresses buy nothing.
+    for a in ["2001:db8:1:2::1", "2001:db8:1:2::ffff"] {
+        assert_eq!(
+            grant_with_forwarded(&app, &[a]).await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        grant_with_forwarded(&app, &["2001:db8:1:2:abcd::9"]).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The next /64 is someone else.
+    assert_eq!(
+        grant_with_forwarded(&app, &["2001:db8:1:3::1"]).await,
+        StatusCode::BAD_REQUEST
+    );
+}
