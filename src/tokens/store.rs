@@ -55,36 +55,78 @@ pub async fn rotate(
     Entity::find().from_raw_sql(stmt).one(db).await
 }
 
-/// Revokes every live token of a family.
+/// Most statements a revocation repeats before giving up (see
+/// [`revoke_until_none_left`]); a rotation needs a round trip to the client
+/// per step, a repeat none, so two or three suffice in practice.
+const MAX_REVOKE_PASSES: usize = 64;
+
+/// Runs the revoking `UPDATE` again until it finds nothing left to revoke.
+///
+/// Under READ COMMITTED (PostgreSQL's default) one `UPDATE` cannot outrun a
+/// rotation in flight: the rotation holds the parent's row lock and inserts
+/// a child that the `UPDATE`'s snapshot never sees, so after the lock is
+/// released the parent is revoked and the child lives. A later statement has
+/// a later snapshot and sees that child. When a statement finds no live row,
+/// no rotation was in flight either (its parent would have been a live row
+/// to wait for), and every later rotation finds its parent revoked: so when
+/// this returns, the revocation cannot be outrun. On SQLite, with one writer
+/// at a time, the first pass is the last.
+async fn revoke_until_none_left<F, Fut>(mut pass: F) -> Result<u64, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, DbErr>>,
+{
+    let mut total = 0;
+    for _ in 0..MAX_REVOKE_PASSES {
+        let n = pass().await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
+    Err(DbErr::Custom(format!(
+        "revocation still finding live tokens after {MAX_REVOKE_PASSES} passes"
+    )))
+}
+
+/// Revokes every live token of a family, including children of rotations
+/// racing it ([`revoke_until_none_left`]).
 pub async fn revoke_family(
     db: &impl ConnectionTrait,
     family: Uuid,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    Entity::update_many()
-        .col_expr(Column::RevokedAt, Expr::value(now))
-        .filter(Column::FamilyId.eq(family))
-        .filter(Column::RevokedAt.is_null())
-        .exec(db)
-        .await
-        .map(|r| r.rows_affected)
+    revoke_until_none_left(|| async {
+        Entity::update_many()
+            .col_expr(Column::RevokedAt, Expr::value(now))
+            .filter(Column::FamilyId.eq(family))
+            .filter(Column::RevokedAt.is_null())
+            .exec(db)
+            .await
+            .map(|r| r.rows_affected)
+    })
+    .await
 }
 
-/// Revokes every live token of a user, except those of `keep_family`.
+/// Revokes every live token of a user, except those of `keep_family`,
+/// including children of rotations racing it.
 pub async fn revoke_user(
     db: &impl ConnectionTrait,
     user: Uuid,
     keep_family: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    let mut q = Entity::update_many()
-        .col_expr(Column::RevokedAt, Expr::value(now))
-        .filter(Column::UserId.eq(user))
-        .filter(Column::RevokedAt.is_null());
-    if let Some(f) = keep_family {
-        q = q.filter(Column::FamilyId.ne(f));
-    }
-    q.exec(db).await.map(|r| r.rows_affected)
+    revoke_until_none_left(|| async {
+        let mut q = Entity::update_many()
+            .col_expr(Column::RevokedAt, Expr::value(now))
+            .filter(Column::UserId.eq(user))
+            .filter(Column::RevokedAt.is_null());
+        if let Some(f) = keep_family {
+            q = q.filter(Column::FamilyId.ne(f));
+        }
+        q.exec(db).await.map(|r| r.rows_affected)
+    })
+    .await
 }
 
 /// Deletes tokens that expired before `before`.

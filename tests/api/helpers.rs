@@ -348,6 +348,13 @@ impl TestApp {
         r.json().await.expect("json")
     }
 
+    /// Password grant with `password` that must succeed.
+    pub async fn login_with(&self, username: &str, password: &str) -> Value {
+        let r = self.password_grant(username, password).await;
+        assert_eq!(r.status(), StatusCode::OK, "login {username}");
+        r.json().await.expect("json")
+    }
+
     /// Refresh grant.
     pub async fn refresh(&self, refresh_token: &str) -> Response {
         self.post_form(

@@ -9,6 +9,7 @@ mod accounts;
 mod email;
 mod faults;
 mod foundation;
+mod integrity;
 mod interop;
 mod keys;
 mod limits;

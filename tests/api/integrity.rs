@@ -1,0 +1,121 @@
+//! Token and session integrity: a revocation that has returned cannot be
+//! outrun by rotations racing it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::both;
+use crate::helpers::{Backend, PASSWORD, TestApp};
+
+/// An attacker with a stolen refresh token rotates it as fast as it can;
+/// returns the last token it holds once told to stop (or once refused).
+async fn rotate_until_refused(
+    app: Arc<TestApp>,
+    mut token: String,
+    stop: Arc<AtomicBool>,
+) -> String {
+    loop {
+        let r = app.refresh(&token).await;
+        if r.status() != StatusCode::OK {
+            return token;
+        }
+        let t: Value = r.json().await.expect("json");
+        token = t["refresh_token"].as_str().expect("refresh").to_owned();
+        if stop.load(Ordering::Relaxed) {
+            return token;
+        }
+    }
+}
+
+/// One trial: a rotation loop races `revoke`; afterwards nothing the
+/// attacker holds may work. Returns whether the attacker survived.
+async fn attacker_survives<F, Fut>(app: &Arc<TestApp>, refresh: String, revoke: F) -> bool
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker = tokio::spawn(rotate_until_refused(app.clone(), refresh, stop.clone()));
+    // Let the loop get going, then revoke while it runs.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    revoke().await;
+    stop.store(true, Ordering::Relaxed);
+    let last = attacker.await.expect("attacker task");
+    app.refresh(&last).await.status() == StatusCode::OK
+}
+
+async fn a_family_revocation_cannot_be_outrun_by_rotations(backend: Backend) {
+    let app = Arc::new(TestApp::spawn(backend).await);
+    app.activated_user("race@example.com").await;
+    let trials = if backend == Backend::Postgres {
+        200
+    } else {
+        40
+    };
+    let mut survived = 0;
+    for _ in 0..trials {
+        let t = app.login("race@example.com").await;
+        let stolen = t["refresh_token"].as_str().expect("refresh").to_owned();
+        let owners = stolen.clone();
+        let a = app.clone();
+        // The owner logs out (RFC 7009) with the token they still hold.
+        let revoke = || async move {
+            let r = a
+                .post_form("/oauth/revoke", &[("token", owners.as_str())])
+                .await;
+            assert_eq!(r.status(), StatusCode::OK);
+        };
+        if attacker_survives(&app, stolen, revoke).await {
+            survived += 1;
+        }
+    }
+    assert_eq!(
+        survived, 0,
+        "{survived} of {trials} stolen families outlived the logout"
+    );
+}
+both!(a_family_revocation_cannot_be_outrun_by_rotations);
+
+async fn a_password_change_cannot_be_outrun_by_rotations(backend: Backend) {
+    let app = Arc::new(TestApp::spawn(backend).await);
+    app.activated_user("race2@example.com").await;
+    let trials = if backend == Backend::Postgres { 60 } else { 15 };
+    let mut survived = 0;
+    let mut password = PASSWORD.to_owned();
+    for i in 0..trials {
+        let stolen = app.login_with("race2@example.com", &password).await;
+        let owner = app.login_with("race2@example.com", &password).await;
+        let access = owner["access_token"].as_str().expect("access").to_owned();
+        let next = format!("vivid-Meadow-lantern-{}", 100 + i);
+        let (a, current) = (app.clone(), password.clone());
+        let new = next.clone();
+        // "Log out everywhere else": the owner changes the password.
+        let revoke = || async move {
+            let r = a
+                .http
+                .post(a.url("/account/password"))
+                .bearer_auth(&access)
+                .json(&serde_json::json!({"current_password": current, "new_password": new}))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        };
+        let stolen = stolen["refresh_token"]
+            .as_str()
+            .expect("refresh")
+            .to_owned();
+        if attacker_survives(&app, stolen, revoke).await {
+            survived += 1;
+        }
+        password = next;
+    }
+    assert_eq!(
+        survived, 0,
+        "{survived} of {trials} stolen sessions outlived the password change"
+    );
+}
+both!(a_password_change_cannot_be_outrun_by_rotations);
