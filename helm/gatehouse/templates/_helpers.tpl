@@ -162,7 +162,7 @@ integer. Strings are TOML basic strings with \\, \", \n, \r and \t escaped.
 {{- end }}
 
 {{/*
-gatehouse.toml from .Values.config, in DESIGN.md's section order, with the
+gatehouse.toml from .Values.config, in config/gatehouse.toml's section order, with the
 keys the chart owns forced: server.bind, the derived public_url and
 reset_url, and keys.private_key_file when a signing key is mounted.
 */}}
