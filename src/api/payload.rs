@@ -253,6 +253,11 @@ impl<T: Type + DeserializeOwned> ParsePayload for StrictForm<T> {
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(&data));
         serde_path_to_error::deserialize(de).map(Self).map_err(|e| {
             let message = e.inner().to_string();
+            // RFC 6749 §3.2: parameters "MUST NOT be included more than once".
+            if let Some(rest) = message.strip_prefix("duplicate field `") {
+                let name = rest.split('`').next().unwrap_or_default();
+                return malformed(&format!("parameter `{name}` is given more than once"));
+            }
             one(&field_of(e.path(), &message), &problem(&message))
         })
     }

@@ -252,6 +252,15 @@ async fn strict_input_refuses_wrong_types_unknown_fields_and_control_characters(
     let b = assert_error(r, StatusCode::BAD_REQUEST, "validation_failed").await;
     assert!(b["fields"]["email"].is_array(), "{b}");
 
+    // RFC 6749 §3.2: a parameter given twice is invalid_request.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", "password"), ("grant_type", "refresh_token")],
+        )
+        .await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+
     // A number where a string belongs.
     let r = app
         .register("typed@example.com", json!({"given_name": 12}))
