@@ -126,7 +126,7 @@ impl AppState {
             Some(r) => Limiter::redis(r.clone(), prefix.clone(), live.clone(), clock.clone()),
             None => Limiter::memory(live.clone(), clock.clone()),
         };
-        let deny = DenyList::open(db.clone(), redis.clone().map(|r| (r, prefix)), now).await?;
+        let deny = DenyList::new(db.clone());
         let tokens = Tokens::new(
             db.clone(),
             keys.clone(),

@@ -642,7 +642,7 @@ impl Tokens {
         }
         let jti = Uuid::parse_str(&claims.jti)
             .map_err(|_| Error::InvalidBearer("malformed token".into()))?;
-        if self.deny.is_denied(jti, now).await? {
+        if self.deny.is_denied(jti).await? {
             return Err(Error::InvalidBearer("the access token was revoked".into()));
         }
         Ok(claims)
@@ -662,11 +662,13 @@ impl Tokens {
             return Ok(());
         }
         if let Ok(claims) = self.verify_signature(token) {
+            // Denied for as long as `verify_access` could accept it.
+            let until = claims.exp.saturating_add(LEEWAY_SECS);
             if let Ok(jti) = Uuid::parse_str(&claims.jti)
-                && claims.exp > now.timestamp()
+                && until > now.timestamp()
             {
-                let exp = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
-                self.deny.deny(jti, exp, now).await?;
+                let until = DateTime::from_timestamp(until, 0).unwrap_or(now);
+                self.deny.deny(jti, until).await?;
                 tracing::info!(user.id = %claims.sub, "access token revoked");
             }
             return Ok(());

@@ -119,3 +119,80 @@ async fn a_password_change_cannot_be_outrun_by_rotations(backend: Backend) {
     );
 }
 both!(a_password_change_cannot_be_outrun_by_rotations);
+
+/// Deletes every Redis key of one deployment: what a Redis restart
+/// without persistence, a FLUSHALL or a failover to an empty replica does
+/// to it (other tests' prefixes are left alone).
+async fn forget_everything(prefix: &str) {
+    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut c)
+        .await
+        .expect("keys");
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut c)
+            .await
+            .expect("del");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and Redis: set GATEHOUSE_TEST_DATABASE_URL and GATEHOUSE_TEST_REDIS_URL and run with --include-ignored"]
+async fn a_revoked_access_token_stays_revoked_when_redis_forgets() {
+    let prefix = format!("gh-test-{}", uuid::Uuid::new_v4().simple());
+    let extra = format!(
+        "[redis]\nurl = \"{}\"\nprefix = \"{prefix}\"\n",
+        crate::helpers::redis_url()
+    );
+    let app = TestApp::spawn_with(Backend::Postgres, &extra).await;
+    app.activated_user("forget@example.com").await;
+    let t = app.login("forget@example.com").await;
+    let access = t["access_token"].as_str().expect("access");
+    let r = app
+        .post_form(
+            "/oauth/revoke",
+            &[("token", access), ("token_type_hint", "access_token")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_bearer("/account/me", access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    forget_everything(&prefix).await;
+    assert_eq!(
+        app.get_bearer("/account/me", access).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "Redis forgot, the database did not"
+    );
+}
+
+async fn replicas_without_redis_share_revocations(backend: Backend) {
+    let db = Arc::new(crate::helpers::TestDb::new(backend).await);
+    let a = TestApp::spawn_on(db.clone(), "", None).await;
+    let b = TestApp::spawn_on(db.clone(), "", None).await;
+    a.activated_user("two@example.com").await;
+    let t = a.login("two@example.com").await;
+    let access = t["access_token"].as_str().expect("access");
+    assert_eq!(
+        b.get_bearer("/account/me", access).await.status(),
+        StatusCode::OK
+    );
+    let r = a.post_form("/oauth/revoke", &[("token", access)]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    for replica in [&a, &b] {
+        assert_eq!(
+            replica.get_bearer("/account/me", access).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "revoked at A, refused everywhere"
+        );
+    }
+}
+both!(replicas_without_redis_share_revocations);
