@@ -224,6 +224,10 @@ pub struct TokenSettings {
     pub id_token_ttl: Duration,
     /// Scope granted when a request names none.
     pub default_scope: String,
+    /// A refresh-token family cannot be refreshed longer than this after
+    /// its login, however active: sessions end.
+    #[serde(with = "humantime_serde")]
+    pub session_max_lifetime: Duration,
 }
 
 impl Default for TokenSettings {
@@ -234,6 +238,7 @@ impl Default for TokenSettings {
             refresh_reuse_grace: Duration::from_secs(10),
             id_token_ttl: Duration::from_secs(15 * 60),
             default_scope: "openid profile email".into(),
+            session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -401,16 +401,34 @@ impl Tokens {
             token_hash: &child_hash,
             expires_at: now + chrono_duration(settings.tokens.refresh_ttl),
         };
+        // Families logged into before this are past the session's lifetime.
+        let born_after = now - chrono_duration(settings.tokens.session_max_lifetime);
         let rotated = if asked.is_none() && self.db.get_database_backend() == DbBackend::Postgres {
             // One statement, one round trip (a narrowed scope must be checked
             // before the rotation commits, so it takes the general path).
-            store::rotate_with_user_pg(&self.db, id, &token_hash, &client.id, child, now)
-                .await?
-                .map(|(parent, user)| (parent, Some(user)))
+            store::rotate_with_user_pg(
+                &self.db,
+                id,
+                &token_hash,
+                &client.id,
+                child,
+                now,
+                born_after,
+            )
+            .await?
+            .map(|(parent, user)| (parent, Some(user)))
         } else {
-            self.rotate(id, &token_hash, client, child, asked.as_ref(), now)
-                .await?
-                .map(|parent| (parent, None))
+            self.rotate(
+                id,
+                &token_hash,
+                client,
+                child,
+                asked.as_ref(),
+                now,
+                born_after,
+            )
+            .await?
+            .map(|parent| (parent, None))
         };
         let (parent, child_value, user) = match rotated {
             Some((parent, user)) => (parent, child_value, user),
@@ -421,6 +439,7 @@ impl Tokens {
                         id,
                         &token_hash,
                         now,
+                        born_after,
                         settings.tokens.refresh_reuse_grace,
                     )
                     .await?;
@@ -461,10 +480,12 @@ impl Tokens {
         child: store::NewChild<'_>,
         asked: Option<&Scope>,
         now: DateTime<Utc>,
+        born_after: DateTime<Utc>,
     ) -> Result<Option<refresh_tokens::Model>> {
         let _turn = self.writes.enter().await;
         let txn = self.db.begin().await?;
-        let Some(parent) = store::rotate(&txn, id, token_hash, &client.id, child.id, now).await?
+        let Some(parent) =
+            store::rotate(&txn, id, token_hash, &client.id, child.id, now, born_after).await?
         else {
             txn.rollback().await?;
             return Ok(None);
@@ -518,13 +539,15 @@ impl Tokens {
         id: Uuid,
         token_hash: &str,
         now: DateTime<Utc>,
+        born_after: DateTime<Utc>,
         grace: std::time::Duration,
     ) -> Result<(refresh_tokens::Model, String)> {
+        // Another client's token is not this client's to replay.
         let row = store::find(&self.db, id)
             .await?
             .filter(|r| r.client_id == client.id && r.token_hash == token_hash)
             .ok_or_else(invalid_refresh)?;
-        if row.revoked_at.is_some() || row.expires_at <= now {
+        if row.revoked_at.is_some() || row.expires_at <= now || row.auth_time <= born_after {
             return Err(invalid_refresh());
         }
         let (Some(rotated_at), Some(child)) = (row.rotated_at, row.replaced_by) else {
@@ -534,10 +557,16 @@ impl Tokens {
             let child_row = store::find(&self.db, child)
                 .await?
                 .ok_or_else(invalid_refresh)?;
-            if child_row.revoked_at.is_none() {
+            // The grace answer is the child the rotation produced, while it
+            // is still the family's live tip: not once the family was
+            // revoked, and not once that child was rotated itself (then
+            // this replay is a reuse, below).
+            if child_row.revoked_at.is_some() {
+                return Err(invalid_refresh());
+            }
+            if child_row.rotated_at.is_none() {
                 return Ok((row, refresh_value(&self.server_key, child)));
             }
-            return Err(invalid_refresh());
         }
         let revoked = store::revoke_family(&self.db, row.family_id, now).await?;
         metrics::counter!("gatehouse_refresh_reuse_detected_total").increment(1);
@@ -662,6 +691,11 @@ impl Tokens {
             return Ok(());
         }
         if let Ok(claims) = self.verify_signature(token) {
+            // RFC 7009 §2.1: a client revokes only tokens issued to it;
+            // another's is answered 200 and left alone.
+            if claims.client_id != client.id {
+                return Ok(());
+            }
             // Denied for as long as `verify_access` could accept it.
             let until = claims.exp.saturating_add(LEEWAY_SECS);
             if let Ok(jti) = Uuid::parse_str(&claims.jti)
@@ -691,8 +725,9 @@ impl Tokens {
         let Some(row) = store::find(&self.db, id).await? else {
             return Ok(false);
         };
-        if row.client_id != client.id && client.confidential {
-            // RFC 7009 §2.1: a client may revoke only its own tokens.
+        if row.client_id != client.id {
+            // RFC 7009 §2.1: a client may revoke only its own tokens; a
+            // public client that holds another's cannot end that session.
             return Ok(true);
         }
         store::revoke_family(&self.db, row.family_id, now).await?;
@@ -731,6 +766,7 @@ impl Tokens {
             && row.revoked_at.is_none()
             && row.rotated_at.is_none()
             && row.expires_at > now
+            && row.auth_time > now - chrono_duration(self.live.get().tokens.session_max_lifetime)
             && let Some(user) = accounts::store::find_by_id(&self.db, row.user_id).await?
             && user.activated
             && !user.disabled

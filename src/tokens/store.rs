@@ -28,10 +28,12 @@ pub async fn find(
 }
 
 /// Rotates the live token `id` into `child` if `token_hash` and `client_id`
-/// match, returning the token as it was before; `None` when there is no such
-/// live token (unknown, forged, another client's, expired, revoked, or
-/// already rotated). One conditional `UPDATE … RETURNING`: of concurrent
-/// rotations of one token exactly one gets the row.
+/// match and its family's login was after `born_after` (the session's
+/// maximum lifetime), returning the token as it was before; `None` when
+/// there is no such live token (unknown, forged, another client's, expired,
+/// revoked, past its session's lifetime, or already rotated). One
+/// conditional `UPDATE … RETURNING`: of concurrent rotations of one token
+/// exactly one gets the row.
 pub async fn rotate(
     db: &impl ConnectionTrait,
     id: Uuid,
@@ -39,6 +41,7 @@ pub async fn rotate(
     client_id: &str,
     child: Uuid,
     now: DateTime<Utc>,
+    born_after: DateTime<Utc>,
 ) -> Result<Option<refresh_tokens::Model>, DbErr> {
     let mut update = Entity::update_many()
         .col_expr(Column::RotatedAt, Expr::value(now))
@@ -49,6 +52,7 @@ pub async fn rotate(
         .filter(Column::RotatedAt.is_null())
         .filter(Column::RevokedAt.is_null())
         .filter(Column::ExpiresAt.gt(now))
+        .filter(Column::AuthTime.gt(born_after))
         .into_query();
     update.returning_all();
     let stmt = db.get_database_backend().build(&update);
@@ -215,6 +219,7 @@ pub async fn rotate_with_user_pg(
     client_id: &str,
     child: NewChild<'_>,
     now: DateTime<Utc>,
+    born_after: DateTime<Utc>,
 ) -> Result<Option<(refresh_tokens::Model, users::Model)>, DbErr> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let aliased = |table: &str, prefix: &str, cols: Vec<String>| {
@@ -232,6 +237,7 @@ pub async fn rotate_with_user_pg(
                UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2 \
                WHERE id = $3 AND token_hash = $4 AND client_id = $5 \
                  AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+                 AND auth_time > $8 \
                RETURNING * \
              ), child AS ( \
                INSERT INTO refresh_tokens \
@@ -255,6 +261,7 @@ pub async fn rotate_with_user_pg(
             client_id.into(),
             child.token_hash.into(),
             child.expires_at.into(),
+            born_after.into(),
         ],
     );
     let Some(row) = db.query_one(stmt).await? else {

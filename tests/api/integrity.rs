@@ -196,3 +196,143 @@ async fn replicas_without_redis_share_revocations(backend: Backend) {
     }
 }
 both!(replicas_without_redis_share_revocations);
+
+fn refresh_of(v: &Value) -> String {
+    v["refresh_token"].as_str().expect("refresh").to_owned()
+}
+
+async fn sessions_end_at_their_maximum_lifetime(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        "[tokens]\nrefresh_ttl = \"7d\"\nsession_max_lifetime = \"30d\"\n",
+    )
+    .await;
+    app.activated_user("long@example.com").await;
+    let mut token = refresh_of(&app.login("long@example.com").await);
+    // Active every six days: each refresh is within the refresh lifetime.
+    for _ in 0..4 {
+        app.advance(std::time::Duration::from_secs(6 * 24 * 3600));
+        let r = app.refresh(&token).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        token = refresh_of(&r.json().await.expect("json"));
+    }
+    // Day 30 and a bit: however active, the session is over.
+    app.advance(std::time::Duration::from_secs(6 * 24 * 3600 + 60));
+    let r = app.refresh(&token).await;
+    crate::helpers::assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+both!(sessions_end_at_their_maximum_lifetime);
+
+async fn the_grace_answer_is_only_for_the_live_tip_and_its_own_client(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        "[[clients]]\nid = \"gatehouse\"\n[[clients]]\nid = \"other\"\n",
+    )
+    .await;
+    app.activated_user("grace@example.com").await;
+
+    // A retry with the previous token gets the same child (FAPI 2.0's retry).
+    let r0 = refresh_of(&app.login("grace@example.com").await);
+    let r = app.refresh(&r0).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r1 = refresh_of(&r.json().await.expect("json"));
+    let r = app.refresh(&r0).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(refresh_of(&r.json().await.expect("json")), r1);
+
+    // Another client replaying it within the grace window: refused.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "other"),
+                ("refresh_token", r0.as_str()),
+            ],
+        )
+        .await;
+    crate::helpers::assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    // Once the child was rotated, the grandparent's replay is reuse: refused,
+    // and the family dies.
+    let r = app.refresh(&r1).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r2 = refresh_of(&r.json().await.expect("json"));
+    let r = app.refresh(&r0).await;
+    crate::helpers::assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_ne!(
+        app.refresh(&r2).await.status(),
+        StatusCode::OK,
+        "family revoked"
+    );
+
+    // A revoked family gets no grace answer either.
+    let s0 = refresh_of(&app.login("grace@example.com").await);
+    let r = app.refresh(&s0).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post_form("/oauth/revoke", &[("token", s0.as_str())])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.refresh(&s0).await;
+    crate::helpers::assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+both!(the_grace_answer_is_only_for_the_live_tip_and_its_own_client);
+
+async fn a_client_revokes_only_its_own_tokens(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        "[[clients]]\nid = \"spa\"\n[[clients]]\nid = \"other\"\n",
+    )
+    .await;
+    app.activated_user("mine@example.com").await;
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "password"),
+                ("client_id", "spa"),
+                ("username", "mine@example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let t: Value = r.json().await.expect("json");
+    let access = t["access_token"].as_str().expect("access");
+    let refresh = refresh_of(&t);
+    for token in [access, refresh.as_str()] {
+        let r = app
+            .post_form("/oauth/revoke", &[("token", token), ("client_id", "other")])
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "RFC 7009: 200 all the same");
+    }
+    assert_eq!(
+        app.get_bearer("/account/me", access).await.status(),
+        StatusCode::OK
+    );
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "spa"),
+                ("refresh_token", refresh.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "another client could not end the session"
+    );
+    // Its own client can.
+    let r = app
+        .post_form("/oauth/revoke", &[("token", access), ("client_id", "spa")])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_bearer("/account/me", access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+both!(a_client_revokes_only_its_own_tokens);
