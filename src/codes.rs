@@ -109,6 +109,17 @@ pub async fn peek_reset(
     Ok(row.map(|r| r.user_id))
 }
 
+/// Discards every code of `kind` of `user` (a password change kills the
+/// reset links already mailed).
+pub async fn discard(db: &impl ConnectionTrait, user: Uuid, kind: Kind) -> Result<u64, DbErr> {
+    Ok(Entity::delete_many()
+        .filter(Column::UserId.eq(user))
+        .filter(Column::Kind.eq(kind.as_str()))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// Spends a reset token; the user it belonged to when it was live.
 pub async fn spend_reset(
     db: &impl ConnectionTrait,

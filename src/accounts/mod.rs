@@ -380,8 +380,10 @@ impl Accounts {
         let user_id = codes::peek_reset(&self.db, &self.server_key, token, now)
             .await?
             .ok_or(Error::InvalidResetToken)?;
+        // A disabled account cannot be taken back through its mailbox.
         let user = store::find_by_id(&self.db, user_id)
             .await?
+            .filter(|u| !u.disabled)
             .ok_or(Error::InvalidResetToken)?;
         let password = self.check_new_password(&user, new_password, "password")?;
         let hash = self.hasher.hash(password.expose()).await?;
@@ -475,12 +477,26 @@ impl Accounts {
         if new.is_empty() {
             return Err(Error::field("new_password", "is required"));
         }
+        // Wrong current passwords count like failed logins, per source and
+        // against the account's ceiling: a stolen access token is no free
+        // password oracle.
         let per_ip = format!("{}|{ip}", user.id);
-        if !self
+        let account = user.id.to_string();
+        let reserved_ip = self
             .limits
             .reserve(LimitKind::LoginFailuresPerAccountIp, &per_ip)
-            .await
-        {
+            .await;
+        let reserved_account = reserved_ip
+            && self
+                .limits
+                .reserve(LimitKind::LoginFailuresPerAccount, &account)
+                .await;
+        if !reserved_account {
+            if reserved_ip {
+                self.limits
+                    .refund(LimitKind::LoginFailuresPerAccountIp, &per_ip)
+                    .await;
+            }
             return Err(Error::RateLimited {
                 retry_after: std::time::Duration::from_secs(60),
             });
@@ -497,12 +513,17 @@ impl Accounts {
         self.limits
             .refund(LimitKind::LoginFailuresPerAccountIp, &per_ip)
             .await;
+        self.limits
+            .refund(LimitKind::LoginFailuresPerAccount, &account)
+            .await;
         let password = self.check_new_password(&user, new, "new_password")?;
         let hash = self.hasher.hash(password.expose()).await?;
         let now = self.clock.now();
         let txn = self.db.begin().await?;
         store::set_password_hash(&txn, user.id, &hash, now).await?;
         crate::tokens::store::revoke_user(&txn, user.id, keep_session, now).await?;
+        // Reset links mailed before the change die with the old password.
+        codes::discard(&txn, user.id, Kind::Reset).await?;
         txn.commit().await?;
         tracing::info!(user.id = %user.id, "password changed; other sessions revoked");
         Ok(())

@@ -135,6 +135,24 @@ pub async fn set_password_hash(
         .map(|_| ())
 }
 
+/// Replaces the password hash only if it is still `old`: a login's rehash
+/// (new parameters, same password) must not overwrite a password changed
+/// meanwhile. Whether it was replaced.
+pub async fn upgrade_password_hash(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    old: &str,
+    new: &str,
+) -> Result<bool, DbErr> {
+    Entity::update_many()
+        .col_expr(Column::PasswordHash, Expr::value(new))
+        .filter(Column::Id.eq(id))
+        .filter(Column::PasswordHash.eq(old))
+        .exec(db)
+        .await
+        .map(|r| r.rows_affected == 1)
+}
+
 /// Marks a user activated with a verified email.
 pub async fn activate(
     db: &impl ConnectionTrait,

@@ -319,9 +319,13 @@ impl Tokens {
             // postpones the upgrade to the next login.
             match self.hasher.hash(password).await {
                 Ok(h) => {
-                    if let Err(e) =
-                        accounts::store::set_password_hash(&self.db, user.id, &h, self.clock.now())
-                            .await
+                    if let Err(e) = accounts::store::upgrade_password_hash(
+                        &self.db,
+                        user.id,
+                        &user.password_hash,
+                        &h,
+                    )
+                    .await
                     {
                         tracing::warn!(user.id = %user.id, error = %e, "could not upgrade a password hash");
                     }

@@ -40,7 +40,7 @@ async fn the_activation_code_arrives_by_smtp_and_activates(backend: Backend) {
 }
 both!(the_activation_code_arrives_by_smtp_and_activates);
 
-fn reset_token(text: &str) -> String {
+pub fn reset_token(text: &str) -> String {
     let start = text.find("token=").expect("a reset link") + "token=".len();
     text[start..]
         .chars()

@@ -336,3 +336,126 @@ async fn a_client_revokes_only_its_own_tokens(backend: Backend) {
     );
 }
 both!(a_client_revokes_only_its_own_tokens);
+
+async fn mail_a_reset_link(app: &TestApp, email: &str) -> String {
+    let r = app
+        .post_json(
+            "/account/password/forgot",
+            &serde_json::json!({"email": email}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let (text, _) = app
+        .mail
+        .as_ref()
+        .expect("sink")
+        .wait_for(email, "token=")
+        .await;
+    crate::email::reset_token(&text)
+}
+
+async fn reset_links_die_with_the_password_and_never_serve_a_disabled_account(backend: Backend) {
+    let app = TestApp::spawn_with_mail(backend, "").await;
+    app.activated_user("links@example.com").await;
+    let token = mail_a_reset_link(&app, "links@example.com").await;
+
+    // The owner changes the password: the link mailed before dies.
+    let t = app.login("links@example.com").await;
+    let access = t["access_token"].as_str().expect("access");
+    let r = app
+        .http
+        .post(app.url("/account/password"))
+        .bearer_auth(access)
+        .json(&serde_json::json!({"current_password": PASSWORD, "new_password": "quiet-Harbor-compass-77"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app
+        .post_json(
+            "/account/password/reset",
+            &serde_json::json!({"token": token, "password": "bright-Canyon-pillar-31"}),
+        )
+        .await;
+    crate::helpers::assert_error(r, StatusCode::BAD_REQUEST, "invalid_token").await;
+
+    // A link mailed, then the account disabled: the link does not take it back.
+    app.activated_user("off@example.com").await;
+    let token = mail_a_reset_link(&app, "off@example.com").await;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    gatehouse::entity::users::Entity::update_many()
+        .col_expr(
+            gatehouse::entity::users::Column::Disabled,
+            Expr::value(true),
+        )
+        .filter(gatehouse::entity::users::Column::EmailNormalized.eq("off@example.com"))
+        .exec(&app.state.db)
+        .await
+        .expect("disable");
+    let r = app
+        .post_json(
+            "/account/password/reset",
+            &serde_json::json!({"token": token, "password": "bright-Canyon-pillar-31"}),
+        )
+        .await;
+    crate::helpers::assert_error(r, StatusCode::BAD_REQUEST, "invalid_token").await;
+}
+both!(reset_links_die_with_the_password_and_never_serve_a_disabled_account);
+
+async fn a_rehash_never_overwrites_a_password_changed_meanwhile(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = app.activated_user("rehash@example.com").await;
+    let id = uuid::Uuid::parse_str(&id).expect("uuid");
+    let db = &app.state.db;
+    let user = gatehouse::accounts::store::find_by_id(db, id)
+        .await
+        .expect("query")
+        .expect("user");
+    // The password changes between the login's verify and its rehash.
+    gatehouse::accounts::store::set_password_hash(db, id, "changed", app.state.clock.now())
+        .await
+        .expect("change");
+    let replaced =
+        gatehouse::accounts::store::upgrade_password_hash(db, id, &user.password_hash, "rehash")
+            .await
+            .expect("upgrade");
+    assert!(!replaced);
+    let now = gatehouse::accounts::store::find_by_id(db, id)
+        .await
+        .expect("query")
+        .expect("user");
+    assert_eq!(now.password_hash, "changed");
+}
+both!(a_rehash_never_overwrites_a_password_changed_meanwhile);
+
+async fn wrong_current_passwords_count_against_the_account(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        "[rate_limits]\nlogin_failures_per_account_ip = \"10/1h\"\nlogin_failures_per_account = \"3/1h\"\n",
+    )
+    .await;
+    app.activated_user("oracle@example.com").await;
+    let t = app.login("oracle@example.com").await;
+    let access = t["access_token"].as_str().expect("access");
+    let attempt = |i: usize| {
+        let (http, url, access) = (
+            app.http.clone(),
+            app.url("/account/password"),
+            access.to_owned(),
+        );
+        async move {
+            http.post(url)
+                .bearer_auth(access)
+                .json(&serde_json::json!({"current_password": format!("guess-{i}-abcdef"), "new_password": "quiet-Harbor-compass-77"}))
+                .send()
+                .await
+                .expect("request")
+                .status()
+        }
+    };
+    for i in 0..3 {
+        assert_eq!(attempt(i).await, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(attempt(3).await, StatusCode::TOO_MANY_REQUESTS);
+}
+both!(wrong_current_passwords_count_against_the_account);
