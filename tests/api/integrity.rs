@@ -459,3 +459,20 @@ async fn wrong_current_passwords_count_against_the_account(backend: Backend) {
     assert_eq!(attempt(3).await, StatusCode::TOO_MANY_REQUESTS);
 }
 both!(wrong_current_passwords_count_against_the_account);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_carry_256_random_bits_and_differ_every_time() {
+    use base64::Engine as _;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.activated_user("bits@example.com").await;
+    let a = refresh_of(&app.login("bits@example.com").await);
+    let b = refresh_of(&app.login("bits@example.com").await);
+    for t in [&a, &b] {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t)
+            .expect("base64url");
+        assert_eq!(raw.len(), 64, "id, a 256-bit secret and a tag");
+    }
+    // Distinct secrets, not only distinct ids.
+    assert_ne!(a[22..65], b[22..65]);
+}
