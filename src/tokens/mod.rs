@@ -572,6 +572,10 @@ impl Tokens {
     /// revoked, or already rotated. Within the grace window of its rotation
     /// the caller gets its child again (the token and the child's value);
     /// after it, this is reuse and the family is revoked.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the token as presented, its parsed parts, and the window"
+    )]
     async fn replayed(
         &self,
         client: &Client,
