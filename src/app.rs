@@ -107,6 +107,7 @@ impl AppState {
             settings.keys.private_key_file.as_deref(),
             now,
             max_token_ttl(&settings),
+            settings.keys.jwks_max_age,
         )
         .await
         .context("loading signing keys")?;
@@ -307,7 +308,7 @@ fn spawn_background(state: AppState, shutdown: Shutdown) {
     let s = state.clone();
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(30));
+        let mut every = tokio::time::interval(crate::keys::RELOAD_EVERY);
         loop {
             tokio::select! {
                 _ = every.tick() => s.reload_keys().await,

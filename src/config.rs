@@ -470,6 +470,11 @@ pub struct Rate {
     pub period: Duration,
 }
 
+/// Longest rate period accepted.
+const RATE_PERIOD_MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+/// Largest rate count accepted.
+const RATE_COUNT_MAX: u32 = 1_000_000_000;
+
 impl FromStr for Rate {
     type Err = String;
 
@@ -492,8 +497,16 @@ impl FromStr for Rate {
             humantime::parse_duration(&format!("1{period}"))
         }
         .map_err(|e| format!("`{period}` in `{s}` is not a duration: {e}"))?;
-        if period.is_zero() {
-            return Err(format!("`{s}`: the period must be longer than zero"));
+        // Bounded so the limiter's arithmetic (microseconds in an i64 /
+        // u64, count × emission interval) cannot overflow or wrap.
+        if period < Duration::from_millis(1) {
+            return Err(format!("`{s}`: the period must be at least 1ms"));
+        }
+        if period > RATE_PERIOD_MAX {
+            return Err(format!("`{s}`: the period must be at most 366 days"));
+        }
+        if count > RATE_COUNT_MAX {
+            return Err(format!("`{s}`: the count must be at most {RATE_COUNT_MAX}"));
         }
         Ok(Rate { count, period })
     }
@@ -638,6 +651,80 @@ impl Settings {
             || self.server.public_url.starts_with("https://"))
         {
             return bad("server.public_url", "must be an http:// or https:// URL");
+        }
+        // Durations bounded at load, so that no `DateTime + Duration` can
+        // overflow and a typo ("15d" for "15m") is caught where it is made.
+        const MINUTE: Duration = Duration::from_secs(60);
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        for (key, value, min, max) in [
+            (
+                "tokens.access_ttl",
+                self.tokens.access_ttl,
+                Duration::from_secs(1),
+                DAY,
+            ),
+            (
+                "tokens.id_token_ttl",
+                self.tokens.id_token_ttl,
+                Duration::from_secs(1),
+                DAY,
+            ),
+            (
+                "tokens.refresh_ttl",
+                self.tokens.refresh_ttl,
+                MINUTE,
+                366 * DAY,
+            ),
+            (
+                "tokens.session_max_lifetime",
+                self.tokens.session_max_lifetime,
+                MINUTE,
+                366 * DAY,
+            ),
+            (
+                "tokens.refresh_reuse_grace",
+                self.tokens.refresh_reuse_grace,
+                Duration::ZERO,
+                5 * MINUTE,
+            ),
+            (
+                "accounts.activation_ttl",
+                self.accounts.activation_ttl,
+                MINUTE,
+                7 * DAY,
+            ),
+            (
+                "accounts.reset_ttl",
+                self.accounts.reset_ttl,
+                MINUTE,
+                7 * DAY,
+            ),
+            (
+                "accounts.unactivated_ttl",
+                self.accounts.unactivated_ttl,
+                MINUTE,
+                366 * DAY,
+            ),
+            (
+                "keys.jwks_max_age",
+                self.keys.jwks_max_age,
+                Duration::ZERO,
+                7 * DAY,
+            ),
+        ] {
+            if value < min || value > max {
+                return bad(
+                    key,
+                    &format!(
+                        "must be between {} and {}",
+                        humantime::format_duration(min),
+                        humantime::format_duration(max)
+                    ),
+                );
+            }
+        }
+        if let Err(e) = crate::scope::Scope::parse(&self.tokens.default_scope) {
+            return bad("tokens.default_scope", &e.to_string());
         }
         if !(1..=128).contains(&self.server.ipv6_prefix) {
             return bad("server.ipv6_prefix", "must be between 1 and 128");

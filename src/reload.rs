@@ -14,7 +14,17 @@ use crate::shutdown::Shutdown;
 
 /// Re-reads `path` and applies the hot sections. Returns whether it worked.
 pub fn reload(path: &Path, live: &LiveSettings) -> bool {
-    match Settings::load(Some(path)) {
+    // An empty file is what a write caught half-way (truncate, then write)
+    // or a mistaken `> file` looks like: it would parse as "all defaults".
+    let empty = std::fs::read_to_string(path).is_ok_and(|t| t.trim().is_empty());
+    let loaded = if empty {
+        Err(crate::config::ConfigError::Invalid(
+            "the file is empty (half-written?)".into(),
+        ))
+    } else {
+        Settings::load(Some(path))
+    };
+    match loaded {
         Ok(new) => {
             let cold = live.apply(&new);
             for section in &cold {

@@ -104,6 +104,17 @@ pub struct KeyRing {
     set: Arc<ArcSwap<KeySet>>,
 }
 
+/// How often every replica re-reads the keys (`AppState`'s key reloader):
+/// a key another replica rotated in is published here at most this late.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
+
+/// How far ahead of signing a new key is written: `jwks_max_age` for
+/// relying parties' caches, plus [`RELOAD_EVERY`] for the replicas that
+/// learn of it last, so no cached JWKS anywhere lacks a key that signs.
+pub fn publish_ahead(jwks_max_age: Duration) -> Duration {
+    jwks_max_age + RELOAD_EVERY
+}
+
 impl KeyRing {
     /// Loads the keys, creating the first one if there is none. Several
     /// processes may run this at once on one database: exactly one key is made.
@@ -114,6 +125,7 @@ impl KeyRing {
         private_key_file: Option<&std::path::Path>,
         now: DateTime<Utc>,
         max_token_ttl: Duration,
+        jwks_max_age: Duration,
     ) -> Result<Self> {
         signer::install();
         let file_key = match private_key_file {
@@ -132,7 +144,7 @@ impl KeyRing {
             })),
         };
         if let Some(key) = ring.file_key.clone() {
-            ring.adopt_file_key(&key, now).await?;
+            ring.adopt_file_key(&key, now, jwks_max_age).await?;
         } else if store::max_generation(&ring.db).await?.is_none() {
             let key = generate(ring.rsa_bits).await?;
             let row = ring.row_for(&key, 1, now, now)?;
@@ -202,7 +214,7 @@ impl KeyRing {
     pub async fn rotate(&self, now: DateTime<Utc>, publish_ahead: Duration) -> Result<KeyInfo> {
         let key = generate(self.rsa_bits).await?;
         let generation = store::max_generation(&self.db).await?.unwrap_or(0) + 1;
-        let activates_at = now + chrono_duration(publish_ahead);
+        let activates_at = now + chrono_duration(self::publish_ahead(publish_ahead));
         let row = self.row_for(&key, generation, now, activates_at)?;
         let kid = row.kid.clone();
         if !store::insert_if_generation_free(&self.db, row).await? {
@@ -228,18 +240,35 @@ impl KeyRing {
 
     /// Makes the key from `keys.private_key_file` the signing key, publishing
     /// it in the database so every replica's JWKS shows it.
-    async fn adopt_file_key(&self, key: &RsaPrivateKey, now: DateTime<Utc>) -> Result<()> {
+    /// A first key signs at once (no JWKS was ever served without it); a
+    /// key replacing others is published first and signs once every cache
+    /// can hold it ([`publish_ahead`]), like a rotation.
+    async fn adopt_file_key(
+        &self,
+        key: &RsaPrivateKey,
+        now: DateTime<Utc>,
+        jwks_max_age: Duration,
+    ) -> Result<()> {
         let jwk = jwk_of(key);
         let exists = store::all(&self.db).await?.iter().any(|r| r.kid == jwk.kid);
         if exists {
             return Ok(());
         }
-        let generation = store::max_generation(&self.db).await?.unwrap_or(0) + 1;
-        let mut row = self.row_for(key, generation, now, now)?;
+        let previous = store::max_generation(&self.db).await?;
+        let generation = previous.unwrap_or(0) + 1;
+        let activates_at = if previous.is_some() {
+            now + chrono_duration(publish_ahead(jwks_max_age))
+        } else {
+            now
+        };
+        let mut row = self.row_for(key, generation, now, activates_at)?;
         row.private_key = EXTERNAL.into();
         if store::insert_if_generation_free(&self.db, row).await? {
-            store::retire_older(&self.db, generation, now).await?;
-            tracing::info!(key.kid = %jwk.kid, "signing with the key from keys.private_key_file");
+            store::retire_older(&self.db, generation, activates_at).await?;
+            tracing::info!(
+                key.kid = %jwk.kid,
+                "the key from keys.private_key_file is published and signs from {activates_at}"
+            );
         }
         Ok(())
     }

@@ -144,3 +144,34 @@ async fn a_configmap_symlink_swap_is_a_reload() {
         "the swapped ConfigMap applies"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_or_out_of_bounds_file_is_refused_and_the_running_values_stay() {
+    let db = Arc::new(TestDb::new(Backend::Sqlite).await);
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &path,
+        settings_toml(&db.url, "[tokens]\naccess_ttl = \"5m\"\n"),
+    )
+    .expect("write");
+    let app = spawn_watching(&path, db.clone()).await;
+    assert_eq!(access_lifetime(&app).await, 300);
+    // What a writer caught between truncate and write leaves behind.
+    std::fs::write(&path, "").expect("truncate");
+    assert!(!gatehouse::reload::reload(&path, &app.state.live));
+    // A typo that would overflow or mean nothing.
+    for bad in [
+        "[tokens]\naccess_ttl = \"15y\"\n",
+        "[tokens]\ndefault_scope = \"openid admin\"\n",
+        "[rate_limits]\nlogin_per_ip = \"5/0s\"\n",
+        "[rate_limits]\nlogin_per_ip = \"5/1000y\"\n",
+    ] {
+        std::fs::write(&path, settings_toml(&db.url, bad)).expect("write");
+        assert!(
+            !gatehouse::reload::reload(&path, &app.state.live),
+            "refused: {bad}"
+        );
+    }
+    assert_eq!(access_lifetime(&app).await, 300, "the running values stay");
+}
