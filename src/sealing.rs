@@ -17,6 +17,10 @@ pub enum SealError {
     /// Wrong key or damaged value.
     #[error("the stored value cannot be decrypted (wrong keys.encryption_key?)")]
     Undecryptable,
+    /// Encryption failed (the system RNG); nothing is stored in plain text
+    /// instead.
+    #[error("a value could not be encrypted")]
+    SealFailed,
 }
 
 /// Seals and opens values with the configured key, or passes them through
@@ -36,27 +40,32 @@ impl Sealer {
         Self { key }
     }
 
-    /// Encrypts `plain` when a key is configured.
-    pub fn seal(&self, plain: &str) -> String {
+    /// Encrypts `plain` when a key is configured; a failure is an error,
+    /// never a silent plain-text value.
+    pub fn seal(&self, plain: &str) -> Result<String, SealError> {
         let Some(key) = &self.key else {
-            return plain.to_owned();
+            return Ok(plain.to_owned());
         };
         let mut nonce = [0u8; NONCE_LEN];
-        if SystemRandom::new().fill(&mut nonce).is_err() {
-            // The OS RNG failing is unrecoverable for an identity provider.
-            tracing::error!("the system random number generator failed");
-            return plain.to_owned();
-        }
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| SealError::SealFailed)?;
         let mut buf = plain.as_bytes().to_vec();
-        if key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
-            .is_err()
-        {
-            return plain.to_owned();
-        }
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+            .map_err(|_| SealError::SealFailed)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
-        format!("{PREFIX}{}", STANDARD.encode(out))
+        Ok(format!("{PREFIX}{}", STANDARD.encode(out)))
+    }
+
+    /// Whether a key is configured.
+    pub fn enabled(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Whether `stored` was sealed (by any key).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(PREFIX)
     }
 
     /// Decrypts a value from [`Sealer::seal`]; plain values pass through.
@@ -88,12 +97,12 @@ mod tests {
     fn sealed_values_open_only_with_the_same_key() {
         let key = STANDARD.encode([7u8; 32]);
         let sealer = Sealer::new(Some(&key));
-        let sealed = sealer.seal("private");
+        let sealed = sealer.seal("private").expect("seals");
         assert!(sealed.starts_with(PREFIX) && !sealed.contains("private"));
         assert_eq!(sealer.open(&sealed).expect("opens"), "private");
         let other = Sealer::new(Some(&STANDARD.encode([8u8; 32])));
         assert!(other.open(&sealed).is_err());
         assert!(Sealer::new(None).open(&sealed).is_err());
-        assert_eq!(Sealer::new(None).seal("plain"), "plain");
+        assert_eq!(Sealer::new(None).seal("plain").expect("passes"), "plain");
     }
 }

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use sha2::Sha256;
 
 use crate::entity::server_secrets::{ActiveModel, Column, Entity};
@@ -43,7 +43,9 @@ impl ServerKey {
                 rand::rngs::OsRng.fill_bytes(&mut fresh);
                 let row = ActiveModel {
                     name: Set(NAME.into()),
-                    value: Set(sealer.seal(&STANDARD.encode(fresh))),
+                    value: Set(sealer
+                        .seal(&STANDARD.encode(fresh))
+                        .map_err(Error::internal)?),
                     created_at: Set(now),
                 };
                 // Concurrent first starts: one insert wins, all read the winner.
@@ -58,6 +60,19 @@ impl ServerKey {
             }
         };
         let plain = sealer.open(&stored.value).map_err(Error::internal)?;
+        // `keys.encryption_key` turned on after the secret was stored:
+        // seal it now (only if still the plain value, so that replicas
+        // starting together do not race).
+        if sealer.enabled() && !Sealer::is_sealed(&stored.value) {
+            let sealed = sealer.seal(&plain).map_err(Error::internal)?;
+            Entity::update_many()
+                .col_expr(Column::Value, sea_orm::sea_query::Expr::value(sealed))
+                .filter(Column::Name.eq(NAME))
+                .filter(Column::Value.eq(stored.value.clone()))
+                .exec(db)
+                .await?;
+            tracing::info!("server secret sealed with keys.encryption_key");
+        }
         let bytes = STANDARD.decode(plain).map_err(Error::internal)?;
         let key: [u8; 32] = bytes
             .try_into()

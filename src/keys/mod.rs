@@ -154,6 +154,7 @@ impl KeyRing {
                 tracing::info!("created the first signing key");
             }
         }
+        ring.reseal().await?;
         ring.reload(now, max_token_ttl).await?;
         Ok(ring)
     }
@@ -233,6 +234,35 @@ impl KeyRing {
         })
     }
 
+    /// With `keys.encryption_key` set, seals every private key still stored
+    /// in plain text (the key was turned on after they were made). Each row
+    /// is replaced only if still the plain value, so replicas starting
+    /// together agree. Returns how many were sealed.
+    pub async fn reseal(&self) -> Result<u64> {
+        if !self.sealer.enabled() {
+            return Ok(0);
+        }
+        let mut sealed = 0;
+        for row in store::all(&self.db).await? {
+            if row.private_key == EXTERNAL || Sealer::is_sealed(&row.private_key) {
+                continue;
+            }
+            let value = self
+                .sealer
+                .seal(&row.private_key)
+                .map_err(Error::internal)?;
+            sealed +=
+                store::replace_private_key(&self.db, &row.kid, &row.private_key, &value).await?;
+        }
+        if sealed > 0 {
+            tracing::info!(
+                keys = sealed,
+                "signing keys sealed with keys.encryption_key"
+            );
+        }
+        Ok(sealed)
+    }
+
     /// Every key in the database with its state at `now`.
     pub async fn list(&self, now: DateTime<Utc>, max_token_ttl: Duration) -> Result<Vec<KeyInfo>> {
         list(&self.db, now, max_token_ttl).await
@@ -285,7 +315,7 @@ impl KeyRing {
         Ok(signing_keys::Model {
             kid: jwk.kid.clone(),
             generation,
-            private_key: self.sealer.seal(&pem),
+            private_key: self.sealer.seal(&pem).map_err(Error::internal)?,
             public_jwk: serde_json::to_string(&jwk).map_err(Error::internal)?,
             created_at: now,
             activates_at,

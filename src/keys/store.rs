@@ -67,3 +67,22 @@ pub async fn retire_older(
         .await
         .map(|_| ())
 }
+
+/// Replaces a key's stored private key if it is still `old`; rows changed.
+pub async fn replace_private_key(
+    db: &impl ConnectionTrait,
+    kid: &str,
+    old: &str,
+    new: &str,
+) -> Result<u64, DbErr> {
+    signing_keys::Entity::update_many()
+        .col_expr(
+            signing_keys::Column::PrivateKey,
+            sea_orm::sea_query::Expr::value(new),
+        )
+        .filter(signing_keys::Column::Kid.eq(kid))
+        .filter(signing_keys::Column::PrivateKey.eq(old))
+        .exec(db)
+        .await
+        .map(|r| r.rows_affected)
+}

@@ -152,3 +152,56 @@ async fn private_keys_can_be_encrypted_at_rest(backend: Backend) {
     assert!(format!("{err:#}").contains("decrypt"), "{err:#}");
 }
 both!(private_keys_can_be_encrypted_at_rest);
+
+/// The stored private keys and server secret, as they sit in the database.
+async fn stored_secrets(app: &TestApp) -> Vec<String> {
+    let conn = app.state.db.clone();
+    let kind = conn.get_database_backend();
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT private_key AS v FROM signing_keys",
+        "SELECT value AS v FROM server_secrets",
+    ] {
+        for row in conn
+            .query_all(Statement::from_string(kind, sql))
+            .await
+            .expect("query")
+        {
+            out.push(row.try_get::<String>("", "v").expect("column"));
+        }
+    }
+    out
+}
+
+async fn turning_encryption_on_later_seals_what_was_stored_in_plain_text(backend: Backend) {
+    let db = Arc::new(TestDb::new(backend).await);
+    let plain = TestApp::spawn_on(db.clone(), "", None).await;
+    plain.activated_user("seal@example.com").await;
+    let t = plain.login("seal@example.com").await;
+    let kid = served_keys(&plain).await[0].0.clone();
+    assert!(
+        stored_secrets(&plain)
+            .await
+            .iter()
+            .all(|v| !v.starts_with("enc:v1:"))
+    );
+    plain.stop().await;
+
+    let key = "[keys]\nencryption_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
+    let sealed = TestApp::spawn_on(db.clone(), key, None).await;
+    let stored = stored_secrets(&sealed).await;
+    assert!(!stored.is_empty());
+    for v in &stored {
+        assert!(
+            v.starts_with("enc:v1:") && !v.contains("PRIVATE KEY"),
+            "sealed at start"
+        );
+    }
+    // Same key, same server secret: what was issued before still works.
+    assert_eq!(served_keys(&sealed).await[0].0, kid);
+    let r = sealed
+        .refresh(t["refresh_token"].as_str().expect("refresh"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+both!(turning_encryption_on_later_seals_what_was_stored_in_plain_text);
