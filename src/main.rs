@@ -182,7 +182,11 @@ async fn run(command: Command, settings: Settings, path: Option<PathBuf>) -> any
             let state = AppState::build(settings, shutdown).await?;
             let now = state.clock.now();
             let settings = state.live.get();
-            let key = state.keys.rotate(now, settings.keys.jwks_max_age).await?;
+            let ttl = settings.tokens.access_ttl.max(settings.tokens.id_token_ttl);
+            let key = state
+                .keys
+                .rotate(now, settings.keys.jwks_max_age, ttl)
+                .await?;
             println!(
                 "new key {} (generation {}) is published now and signs from {}",
                 key.kid,

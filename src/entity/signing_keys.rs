@@ -22,6 +22,9 @@ pub struct Model {
     pub activates_at: DateTimeUtc,
     /// When a newer key took over signing.
     pub retired_at: Option<DateTimeUtc>,
+    /// Published at least until then (retirement plus the token lifetime in
+    /// force at retirement); `None` for keys retired before this existed.
+    pub published_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

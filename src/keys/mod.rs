@@ -144,7 +144,8 @@ impl KeyRing {
             })),
         };
         if let Some(key) = ring.file_key.clone() {
-            ring.adopt_file_key(&key, now, jwks_max_age).await?;
+            ring.adopt_file_key(&key, now, jwks_max_age, max_token_ttl)
+                .await?;
         } else if store::max_generation(&ring.db).await?.is_none() {
             let key = generate(ring.rsa_bits).await?;
             let row = ring.row_for(&key, 1, now, now)?;
@@ -164,9 +165,8 @@ impl KeyRing {
     pub async fn reload(&self, now: DateTime<Utc>, max_token_ttl: Duration) -> Result<()> {
         let rows = store::all(&self.db).await?;
         let mut keys = Vec::with_capacity(rows.len());
-        let keep_for = chrono_duration(max_token_ttl) + chrono::Duration::minutes(1);
         for row in rows {
-            if row.retired_at.is_some_and(|r| r + keep_for < now) {
+            if unpublished(&row, now, max_token_ttl) {
                 continue;
             }
             keys.push(self.load(row)?);
@@ -211,8 +211,14 @@ impl KeyRing {
     }
 
     /// Starts a new key: published now, signing after `publish_ahead`; the
-    /// current key retires when it takes over.
-    pub async fn rotate(&self, now: DateTime<Utc>, publish_ahead: Duration) -> Result<KeyInfo> {
+    /// current key retires when it takes over and stays published while its
+    /// tokens may live (`max_token_ttl`, the lifetime in force now).
+    pub async fn rotate(
+        &self,
+        now: DateTime<Utc>,
+        publish_ahead: Duration,
+        max_token_ttl: Duration,
+    ) -> Result<KeyInfo> {
         let key = generate(self.rsa_bits).await?;
         let generation = store::max_generation(&self.db).await?.unwrap_or(0) + 1;
         let activates_at = now + chrono_duration(self::publish_ahead(publish_ahead));
@@ -223,7 +229,13 @@ impl KeyRing {
                 "a concurrent rotation happened; try again".into(),
             ));
         }
-        store::retire_older(&self.db, generation, activates_at).await?;
+        store::retire_older(
+            &self.db,
+            generation,
+            activates_at,
+            activates_at + keep_for(max_token_ttl),
+        )
+        .await?;
         Ok(KeyInfo {
             kid,
             generation,
@@ -278,6 +290,7 @@ impl KeyRing {
         key: &RsaPrivateKey,
         now: DateTime<Utc>,
         jwks_max_age: Duration,
+        max_token_ttl: Duration,
     ) -> Result<()> {
         let jwk = jwk_of(key);
         let exists = store::all(&self.db).await?.iter().any(|r| r.kid == jwk.kid);
@@ -294,7 +307,13 @@ impl KeyRing {
         let mut row = self.row_for(key, generation, now, activates_at)?;
         row.private_key = EXTERNAL.into();
         if store::insert_if_generation_free(&self.db, row).await? {
-            store::retire_older(&self.db, generation, activates_at).await?;
+            store::retire_older(
+                &self.db,
+                generation,
+                activates_at,
+                activates_at + keep_for(max_token_ttl),
+            )
+            .await?;
             tracing::info!(
                 key.kid = %jwk.kid,
                 "the key from keys.private_key_file is published and signs from {activates_at}"
@@ -316,6 +335,7 @@ impl KeyRing {
             kid: jwk.kid.clone(),
             generation,
             private_key: self.sealer.seal(&pem).map_err(Error::internal)?,
+            published_until: None,
             public_jwk: serde_json::to_string(&jwk).map_err(Error::internal)?,
             created_at: now,
             activates_at,
@@ -407,7 +427,6 @@ pub async fn list(
         .rev()
         .find(|r| r.activates_at <= now)
         .map(|r| r.generation);
-    let keep_for = chrono_duration(max_token_ttl) + chrono::Duration::minutes(1);
     Ok(rows
         .into_iter()
         .map(|r| KeyInfo {
@@ -415,7 +434,7 @@ pub async fn list(
                 "signing"
             } else if r.activates_at > now {
                 "next"
-            } else if r.retired_at.is_some_and(|t| t + keep_for < now) {
+            } else if unpublished(&r, now, max_token_ttl) {
                 "expired"
             } else {
                 "published"
@@ -427,4 +446,25 @@ pub async fn list(
             retired_at: r.retired_at,
         })
         .collect())
+}
+
+/// How long a retired key stays published for tokens of lifetime `ttl`
+/// (plus a minute for clock skew between replicas).
+fn keep_for(ttl: Duration) -> chrono::Duration {
+    chrono_duration(ttl) + chrono::Duration::minutes(1)
+}
+
+/// Whether a retired key has left the JWKS: past both the lifetime written
+/// at its retirement and today's (a shorter lifetime configured since does
+/// not unpublish a key whose tokens are still live).
+fn unpublished(row: &signing_keys::Model, now: DateTime<Utc>, max_token_ttl: Duration) -> bool {
+    let Some(retired) = row.retired_at else {
+        return false;
+    };
+    let until = row
+        .published_until
+        .map_or(retired + keep_for(max_token_ttl), |p| {
+            p.max(retired + keep_for(max_token_ttl))
+        });
+    until < now
 }

@@ -41,6 +41,7 @@ pub async fn insert_if_generation_free(
         created_at: Set(key.created_at),
         activates_at: Set(key.activates_at),
         retired_at: Set(key.retired_at),
+        published_until: Set(key.published_until),
     };
     let rows = Entity::insert(model)
         .on_conflict(
@@ -53,14 +54,17 @@ pub async fn insert_if_generation_free(
     Ok(rows == 1)
 }
 
-/// Marks every key older than `generation` still signing as retired at `at`.
+/// Marks every key older than `generation` still signing as retired at
+/// `at`, published at least until `published_until`.
 pub async fn retire_older(
     db: &impl ConnectionTrait,
     generation: i64,
     at: DateTime<Utc>,
+    published_until: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     Entity::update_many()
         .col_expr(Column::RetiredAt, Expr::value(at))
+        .col_expr(Column::PublishedUntil, Expr::value(published_until))
         .filter(Column::Generation.lt(generation))
         .filter(Column::RetiredAt.is_null())
         .exec(db)

@@ -29,7 +29,11 @@ async fn rotation_publishes_first_signs_later_and_retires_the_old_key(backend: B
     let next = app
         .state
         .keys
-        .rotate(app.state.clock.now(), Duration::from_secs(600))
+        .rotate(
+            app.state.clock.now(),
+            Duration::from_secs(600),
+            Duration::from_secs(900),
+        )
         .await
         .expect("rotate");
     app.state
@@ -205,3 +209,42 @@ async fn turning_encryption_on_later_seals_what_was_stored_in_plain_text(backend
     assert_eq!(r.status(), StatusCode::OK);
 }
 both!(turning_encryption_on_later_seals_what_was_stored_in_plain_text);
+
+async fn a_shorter_token_lifetime_never_unpublishes_a_key_whose_tokens_live(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.activated_user("shrink@example.com").await;
+    let old_kid = served_keys(&app).await[0].0.clone();
+    let now = app.state.clock.now();
+    app.state
+        .keys
+        .rotate(now, Duration::from_secs(600), Duration::from_secs(900))
+        .await
+        .expect("rotate");
+    // The last token of the old key, with the 15-minute lifetime of then.
+    app.advance(Duration::from_secs(601));
+    let last = app.login("shrink@example.com").await["access_token"]
+        .as_str()
+        .expect("at")
+        .to_owned();
+    // The new key takes over; then the operator shortens lifetimes to 5 min.
+    app.advance(Duration::from_secs(30 + 420));
+    app.state
+        .keys
+        .reload(app.state.clock.now(), Duration::from_secs(300))
+        .await
+        .expect("reload");
+    let kids: Vec<String> = served_keys(&app)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        kids.contains(&old_kid),
+        "its tokens are live for 7 more minutes"
+    );
+    assert_eq!(
+        app.get_bearer("/oauth/userinfo", &last).await.status(),
+        StatusCode::OK
+    );
+}
+both!(a_shorter_token_lifetime_never_unpublishes_a_key_whose_tokens_live);
