@@ -29,7 +29,7 @@ fn state(rt: &tokio::runtime::Runtime, dir: &tempfile::TempDir) -> AppState {
         dir.path().join("bench.db").display()
     );
     let settings = Settings::from_toml(&format!(
-        "[database]\nurl = \"{url}\"\n[mail]\ntransport = \"file\"\nfile_dir = \"{}\"\n[log]\nlevel = \"error\"\n",
+        "[database]\nurl = \"{url}\"\n[mail]\ntransport = \"file\"\nfile_dir = \"{}\"\n[log]\nlevel = \"error\"\n[rate_limits]\nunauthenticated_per_ip = \"1000000000/1s\"\n",
         dir.path().join("mail").display()
     ))
     .expect("settings");
@@ -123,8 +123,13 @@ fn tokens(c: &mut Criterion) {
                         .refresh_token
                 },
                 |rt_token| {
-                    rt.block_on(state.tokens.refresh_grant(&client, &rt_token, None))
-                        .expect("refresh")
+                    rt.block_on(state.tokens.refresh_grant(
+                        &client,
+                        &rt_token,
+                        None,
+                        std::net::IpAddr::from([127, 0, 0, 1]),
+                    ))
+                    .expect("refresh")
                 },
                 BatchSize::SmallInput,
             )

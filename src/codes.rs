@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::{Rng, RngCore};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -65,11 +65,6 @@ pub async fn issue(
             (token, h)
         }
     };
-    Entity::delete_many()
-        .filter(Column::UserId.eq(user))
-        .filter(Column::Kind.eq(kind.as_str()))
-        .exec(db)
-        .await?;
     let row = ActiveModel {
         id: Set(Uuid::new_v4()),
         kind: Set(kind.as_str().into()),
@@ -80,11 +75,33 @@ pub async fn issue(
         attempts: Set(0),
         used_at: Set(None),
     };
-    Entity::insert(row).exec_without_returning(db).await?;
+    // One statement replaces the user's code of this kind (unique index on
+    // user and kind): concurrent issues leave exactly one live code.
+    Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([Column::UserId, Column::Kind])
+                .update_columns([
+                    Column::Id,
+                    Column::CodeHash,
+                    Column::CreatedAt,
+                    Column::ExpiresAt,
+                    Column::Attempts,
+                    Column::UsedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
     Ok(secret)
 }
 
-/// Spends `user`'s activation `code` if it is right and live; `true` then.
+/// Wrong tries after which an activation code dies (a new one must be
+/// sent): with 10^6 codes, five tries guess one with odds of 1 in 200,000.
+pub const MAX_ACTIVATION_ATTEMPTS: i32 = 5;
+
+/// Spends `user`'s activation `code` if it is right, live and has not had
+/// [`MAX_ACTIVATION_ATTEMPTS`] wrong tries; `true` then. A wrong code counts
+/// a try against the user's live code.
 pub async fn spend_activation(
     db: &impl ConnectionTrait,
     key: &ServerKey,
@@ -93,9 +110,27 @@ pub async fn spend_activation(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let hash = activation_hash(key, user, code);
-    spend(db, Kind::Activation, &hash, now)
-        .await
-        .map(|u| u == Some(user))
+    let res = Entity::update_many()
+        .col_expr(Column::UsedAt, Expr::value(now))
+        .filter(Column::UserId.eq(user))
+        .filter(Column::Kind.eq(Kind::Activation.as_str()))
+        .filter(Column::CodeHash.eq(hash))
+        .filter(Column::UsedAt.is_null())
+        .filter(Column::ExpiresAt.gt(now))
+        .filter(Column::Attempts.lt(MAX_ACTIVATION_ATTEMPTS))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 1 {
+        return Ok(true);
+    }
+    Entity::update_many()
+        .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+        .filter(Column::UserId.eq(user))
+        .filter(Column::Kind.eq(Kind::Activation.as_str()))
+        .filter(Column::UsedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(false)
 }
 
 /// The user a live reset token belongs to, without spending it.

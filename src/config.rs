@@ -373,6 +373,13 @@ pub struct RateLimitSettings {
     pub activation_per_account: Rate,
     /// Activation resends per email.
     pub resend_per_email: Rate,
+    /// Failed activation attempts per client, all accounts.
+    pub activation_per_ip: Rate,
+    /// Failed activation attempts across the whole deployment.
+    pub activation_global: Rate,
+    /// Requests per client to every other endpoint that needs no login:
+    /// activate, resend, reset, refresh, revoke, introspect.
+    pub unauthenticated_per_ip: Rate,
 }
 
 impl Default for RateLimitSettings {
@@ -390,6 +397,9 @@ impl Default for RateLimitSettings {
             forgot_per_email: r(3, 3600),
             activation_per_account: r(5, 10 * 60),
             resend_per_email: r(3, 10 * 60),
+            activation_per_ip: r(30, 3600),
+            activation_global: r(600, 60),
+            unauthenticated_per_ip: r(600, 60),
         }
     }
 }

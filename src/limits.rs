@@ -44,11 +44,17 @@ pub enum LimitKind {
     ActivationPerAccount,
     /// Activation resends per email.
     ResendPerEmail,
+    /// Failed activation attempts per client.
+    ActivationPerIp,
+    /// Failed activation attempts, all clients (key: `all`).
+    ActivationGlobal,
+    /// Other unauthenticated requests per client.
+    UnauthenticatedPerIp,
 }
 
 impl LimitKind {
     /// Every limit (for metrics present from the start).
-    pub const ALL: [LimitKind; 8] = [
+    pub const ALL: [LimitKind; 11] = [
         Self::LoginPerIp,
         Self::LoginFailuresPerAccountIp,
         Self::LoginFailuresPerAccount,
@@ -57,6 +63,9 @@ impl LimitKind {
         Self::ForgotPerEmail,
         Self::ActivationPerAccount,
         Self::ResendPerEmail,
+        Self::ActivationPerIp,
+        Self::ActivationGlobal,
+        Self::UnauthenticatedPerIp,
     ];
 
     /// The config key, also the metric label and the Redis key part.
@@ -70,6 +79,9 @@ impl LimitKind {
             Self::ForgotPerEmail => "forgot_per_email",
             Self::ActivationPerAccount => "activation_per_account",
             Self::ResendPerEmail => "resend_per_email",
+            Self::ActivationPerIp => "activation_per_ip",
+            Self::ActivationGlobal => "activation_global",
+            Self::UnauthenticatedPerIp => "unauthenticated_per_ip",
         }
     }
 
@@ -83,6 +95,9 @@ impl LimitKind {
             Self::ForgotPerEmail => s.forgot_per_email,
             Self::ActivationPerAccount => s.activation_per_account,
             Self::ResendPerEmail => s.resend_per_email,
+            Self::ActivationPerIp => s.activation_per_ip,
+            Self::ActivationGlobal => s.activation_global,
+            Self::UnauthenticatedPerIp => s.unauthenticated_per_ip,
         }
     }
 }

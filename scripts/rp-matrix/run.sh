@@ -243,6 +243,7 @@ parallelism = 1
 [rate_limits]
 login_per_ip = "1000/1m"
 register_per_ip = "1000/1m"
+unauthenticated_per_ip = "100000/1m"
 
 # A public client (the SPA and the password-grant RPs).
 [[clients]]

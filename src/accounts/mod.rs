@@ -269,15 +269,39 @@ impl Accounts {
     /// Activates an account with its emailed code. Wrong tries are limited
     /// per account (`rate_limits.activation_per_account`); an attempt is
     /// reserved first so that parallel guesses cannot pass the limit.
-    pub async fn activate(&self, email: &str, code: &str) -> Result<users::Model> {
+    pub async fn activate(&self, email: &str, code: &str, ip: IpAddr) -> Result<users::Model> {
+        self.limits
+            .check(LimitKind::UnauthenticatedPerIp, &ip.to_string())
+            .await?;
         let email = Email::parse(email).map_err(|p| Error::field("email", p))?;
         let user = store::find_by_email(&self.db, email.as_str()).await?;
         let account = user
             .as_ref()
             .map_or_else(|| email.normalized(), |u| u.id.to_string());
+        // Failed tries are counted per client, across the deployment and per
+        // account, in that order (a stranger's tries stop at their own
+        // budget first); a success gives its try back.
+        let ip_key = ip.to_string();
         self.limits
-            .check(LimitKind::ActivationPerAccount, &account)
+            .check(LimitKind::ActivationPerIp, &ip_key)
             .await?;
+        if let Err(e) = self.limits.check(LimitKind::ActivationGlobal, "all").await {
+            self.limits
+                .refund(LimitKind::ActivationPerIp, &ip_key)
+                .await;
+            return Err(e);
+        }
+        if let Err(e) = self
+            .limits
+            .check(LimitKind::ActivationPerAccount, &account)
+            .await
+        {
+            self.limits
+                .refund(LimitKind::ActivationPerIp, &ip_key)
+                .await;
+            self.limits.refund(LimitKind::ActivationGlobal, "all").await;
+            return Err(e);
+        }
         let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
         let Some(user) = user.filter(|_| well_formed) else {
             return Err(Error::InvalidCode);
@@ -290,7 +314,8 @@ impl Accounts {
         let now = self.clock.now();
         let txn = self.db.begin().await?;
         if !codes::spend_activation(&txn, &self.server_key, user.id, code, now).await? {
-            txn.rollback().await?;
+            // Kept: the wrong try counts against the code.
+            txn.commit().await?;
             return Err(Error::InvalidCode);
         }
         store::activate(&txn, user.id, now).await?;
@@ -298,6 +323,10 @@ impl Accounts {
         self.limits
             .refund(LimitKind::ActivationPerAccount, &account)
             .await;
+        self.limits
+            .refund(LimitKind::ActivationPerIp, &ip_key)
+            .await;
+        self.limits.refund(LimitKind::ActivationGlobal, "all").await;
         tracing::info!(user.id = %user.id, "account activated");
         store::find_by_id(&self.db, user.id)
             .await?
@@ -306,7 +335,10 @@ impl Accounts {
 
     /// Mails a new activation code (replacing the old one) if the email
     /// belongs to an account waiting for activation. Answers the same either way.
-    pub async fn resend_activation(&self, email: &str) -> Result<()> {
+    pub async fn resend_activation(&self, email: &str, ip: IpAddr) -> Result<()> {
+        self.limits
+            .check(LimitKind::UnauthenticatedPerIp, &ip.to_string())
+            .await?;
         let Ok(email) = Email::parse(email) else {
             return Ok(());
         };
@@ -372,7 +404,10 @@ impl Accounts {
     /// Sets a new password with a reset token, spends the token and revokes
     /// every refresh token of the user. The new password is checked before the
     /// token is spent, so a refused password leaves the link usable.
-    pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<()> {
+    pub async fn reset_password(&self, token: &str, new_password: &str, ip: IpAddr) -> Result<()> {
+        self.limits
+            .check(LimitKind::UnauthenticatedPerIp, &ip.to_string())
+            .await?;
         if token.is_empty() || token.len() > 256 {
             return Err(Error::InvalidResetToken);
         }

@@ -232,9 +232,13 @@ impl AccountApi {
     async fn activate(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         body: StrictJson<ActivateRequest>,
     ) -> Result<Json<UserEnvelope>, ApiError> {
-        let user = state.accounts.activate(&body.email, &body.code).await?;
+        let user = state
+            .accounts
+            .activate(&body.email, &body.code, super::client_ip(req))
+            .await?;
         Ok(Json(UserEnvelope { user: user.into() }))
     }
 
@@ -250,9 +254,13 @@ impl AccountApi {
     async fn resend(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         body: StrictJson<EmailRequest>,
     ) -> Result<Accepted, ApiError> {
-        state.accounts.resend_activation(&body.email).await?;
+        state
+            .accounts
+            .resend_activation(&body.email, super::client_ip(req))
+            .await?;
         Ok(Accepted::Accepted)
     }
 
@@ -289,11 +297,12 @@ impl AccountApi {
     async fn reset(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         body: StrictJson<ResetRequest>,
     ) -> Result<NoContent, ApiError> {
         state
             .accounts
-            .reset_password(&body.token, &body.password)
+            .reset_password(&body.token, &body.password, super::client_ip(req))
             .await?;
         Ok(NoContent::NoContent)
     }

@@ -264,7 +264,7 @@ impl OAuthApi {
                 check_token_len(token)?;
                 state
                     .tokens
-                    .refresh_grant(&client, token, r.scope.as_deref())
+                    .refresh_grant(&client, token, r.scope.as_deref(), ip)
                     .await?
             }
             "" => {
@@ -297,7 +297,12 @@ impl OAuthApi {
         check_token_len(&token)?;
         state
             .tokens
-            .revoke(&client, &token, r.token_type_hint.as_deref())
+            .revoke(
+                &client,
+                &token,
+                r.token_type_hint.as_deref(),
+                super::client_ip(req),
+            )
             .await?;
         Ok(Revoked::Ok)
     }
@@ -330,7 +335,13 @@ impl OAuthApi {
         if token.len() > MAX_TOKEN_LEN {
             return Ok(Json(Introspection::default().into()));
         }
-        Ok(Json(state.tokens.introspect(&token).await?.into()))
+        Ok(Json(
+            state
+                .tokens
+                .introspect(&token, super::client_ip(req))
+                .await?
+                .into(),
+        ))
     }
 
     /// OIDC userinfo (GET)

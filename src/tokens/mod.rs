@@ -416,8 +416,13 @@ impl Tokens {
         client: &Client,
         presented: &str,
         scope: Option<&str>,
+        ip: IpAddr,
     ) -> Result<TokenSet> {
         client.check_grant("refresh_token")?;
+        // Each refresh buys an RSA signature: not unlimited, per client.
+        self.limits
+            .check(LimitKind::UnauthenticatedPerIp, &ip.to_string())
+            .await?;
         if presented.is_empty() {
             return Err(Error::InvalidRequest("refresh_token is required".into()));
         }
@@ -728,7 +733,16 @@ impl Tokens {
 
     /// RFC 7009: revokes a refresh token (its whole family) or an access
     /// token (its `jti`, until it expires). Unknown tokens are not an error.
-    pub async fn revoke(&self, client: &Client, token: &str, hint: Option<&str>) -> Result<()> {
+    pub async fn revoke(
+        &self,
+        client: &Client,
+        token: &str,
+        hint: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<()> {
+        self.limits
+            .check(LimitKind::UnauthenticatedPerIp, &ip.to_string())
+            .await?;
         let now = self.clock.now();
         let access_first = hint == Some("access_token") || token.matches('.').count() == 2;
         if !access_first && self.revoke_refresh(client, token, now).await? {
@@ -780,7 +794,10 @@ impl Tokens {
     }
 
     /// RFC 7662: what a resource server may know about `token`.
-    pub async fn introspect(&self, token: &str) -> Result<Introspection> {
+    pub async fn introspect(&self, token: &str, ip: IpAddr) -> Result<Introspection> {
+        self.limits
+            .check(LimitKind::UnauthenticatedPerIp, &ip.to_string())
+            .await?;
         if let Ok(claims) = self.verify_access(token).await {
             let user = match Uuid::parse_str(&claims.sub) {
                 Ok(id) => accounts::store::find_by_id(&self.db, id).await?,

@@ -221,3 +221,102 @@ async fn ipv6_clients_are_limited_by_their_64() {
         StatusCode::BAD_REQUEST
     );
 }
+
+async fn activate(app: &TestApp, email: &str, code: &str) -> reqwest::Response {
+    app.post_json("/account/activate", &json!({"email": email, "code": code}))
+        .await
+}
+
+fn wrong(code: &str, i: usize) -> String {
+    // Six digits that are not `code`.
+    let n: u32 = code.parse().expect("digits");
+    format!("{:06}", (n + 1 + i as u32) % 1_000_000)
+}
+
+async fn an_activation_code_dies_after_five_wrong_tries(backend: Backend) {
+    let app = TestApp::spawn_with_mail(
+        backend,
+        "[rate_limits]\nactivation_per_account = \"100/1m\"\nresend_per_email = \"100/1m\"\n",
+    )
+    .await;
+    let mail = app.mail.as_ref().expect("sink");
+    app.register("tries@example.com", json!({})).await;
+    let (text, _) = mail.wait_for("tries@example.com", "activation code").await;
+    let code = code_in(&text);
+    for i in 0..5 {
+        assert_error(
+            activate(&app, "tries@example.com", &wrong(&code, i)).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_code",
+        )
+        .await;
+    }
+    // Five wrong tries: the right code no longer works.
+    assert_error(
+        activate(&app, "tries@example.com", &code).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_code",
+    )
+    .await;
+    // A new code does.
+    let r = app
+        .post_json(
+            "/account/activate/resend",
+            &json!({"email": "tries@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    mail.wait_count(2).await;
+    let (text, _) = mail.wait_for("tries@example.com", "activation code").await;
+    let fresh = code_in(&text);
+    assert_eq!(
+        activate(&app, "tries@example.com", &fresh).await.status(),
+        StatusCode::OK
+    );
+}
+both!(an_activation_code_dies_after_five_wrong_tries);
+
+async fn activation_guesses_are_limited_per_client_across_accounts(backend: Backend) {
+    let app = TestApp::spawn_with(backend, "[rate_limits]\nactivation_per_ip = \"3/1h\"\n").await;
+    for i in 0..4 {
+        let email = format!("farm{i}@example.com");
+        app.register(&email, json!({})).await;
+        let r = activate(&app, &email, "000000").await;
+        if i < 3 {
+            assert_error(r, StatusCode::BAD_REQUEST, "invalid_code").await;
+        } else {
+            assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+        }
+    }
+}
+both!(activation_guesses_are_limited_per_client_across_accounts);
+
+async fn concurrent_resends_leave_one_live_code(backend: Backend) {
+    let app = TestApp::spawn_with(backend, "[rate_limits]\nresend_per_email = \"1000/1m\"\n").await;
+    let r = app.register("twice@example.com", json!({})).await;
+    let b: Value = r.json().await.expect("json");
+    let id = uuid::Uuid::parse_str(b["user"]["id"].as_str().expect("id")).expect("uuid");
+    let mut handles = Vec::new();
+    for _ in 0..16 {
+        let (http, url) = (app.http.clone(), app.url("/account/activate/resend"));
+        handles.push(tokio::spawn(async move {
+            http.post(url)
+                .json(&json!({"email": "twice@example.com"}))
+                .send()
+                .await
+                .expect("request")
+                .status()
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.expect("task"), StatusCode::ACCEPTED);
+    }
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let codes = gatehouse::entity::one_time_codes::Entity::find()
+        .filter(gatehouse::entity::one_time_codes::Column::UserId.eq(id))
+        .count(&app.state.db)
+        .await
+        .expect("count");
+    assert_eq!(codes, 1, "one live code per account");
+}
+both!(concurrent_resends_leave_one_live_code);

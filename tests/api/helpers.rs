@@ -150,6 +150,8 @@ iterations = 1
 login_per_ip = "1000/1m"
 register_per_ip = "1000/1m"
 forgot_per_ip = "1000/1m"
+unauthenticated_per_ip = "1000000/1m"
+activation_per_ip = "1000/1m"
 "#
     );
     merge_toml(&base, extra)
