@@ -9,11 +9,18 @@
 //! no way to give a cell back; the GCRA below does, and the Redis script is
 //! the same arithmetic, so both backends behave alike.
 //!
-//! Redis down: limits fail open (the request goes on), with an error log and
-//! `gatehouse_redis_errors_total` counted, and `/readyz` reports Redis as down. An
-//! identity provider that refuses every login because its cache is away
-//! would turn a cache outage into a full outage; the durable parts
-//! (refresh-token reuse, the deny list) do not depend on Redis.
+//! In memory, the keys held are bounded ([`MAX_KEYS`]) whatever keys
+//! attackers send, in shards that are swept one short lock at a time.
+//! `governor`'s keyed limiter was the other candidate for the plain limits:
+//! besides having no give-back, its key store grows until `retain_recent`
+//! runs and has no ceiling, so one bounded GCRA store serves every limit.
+//!
+//! Redis down: each replica falls back to its own in-process limits (never
+//! to none: filling or cutting Redis must not switch brute-force limits
+//! off), with an error log, `gatehouse_redis_errors_total` and
+//! `gatehouse_rate_limit_fallbacks_total` counted, and `/readyz` reporting
+//! Redis as down. Refusing every login while the cache is away would turn a
+//! cache outage into a full outage; per-replica limits are the middle way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -144,13 +151,94 @@ end
 return 0
 ";
 
+/// Most keys the in-process limiter holds, all limits together (about
+/// 160 bytes each: at most ~16 MiB, whatever keys attackers choose).
+pub const MAX_KEYS: usize = 100_000;
+/// Independent locks, so that no check waits on a sweep of the whole map.
+const SHARDS: usize = 64;
+
+type Shard = HashMap<(LimitKind, String), i64>;
+
+/// The in-process store: sharded, bounded. When a shard is full, expired
+/// entries go first, then the entry nearest to expiring: the one whose
+/// budget is least used. A budget that has been spent (failed logins on
+/// a victim's account) has its state furthest in the future and is the last
+/// to go, and flooding keys is itself limited per client first, so eviction
+/// cannot be used to reset a budget that matters.
+struct MemoryStore {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: std::hash::RandomState,
+}
+
+impl MemoryStore {
+    fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    fn step(
+        &self,
+        kind: LimitKind,
+        key: &str,
+        now: i64,
+        rate: Rate,
+        cost: i64,
+    ) -> std::result::Result<(), i64> {
+        use std::hash::BuildHasher as _;
+        let shard = self.hasher.hash_one((kind, key)) as usize % SHARDS;
+        let Ok(mut map) = self.shards[shard].lock() else {
+            return Ok(());
+        };
+        let k = (kind, key.to_owned());
+        let new_tat = gcra(map.get(&k).copied(), now, rate, cost)?;
+        if new_tat <= now {
+            map.remove(&k);
+            return Ok(());
+        }
+        if !map.contains_key(&k) && map.len() >= MAX_KEYS / SHARDS {
+            map.retain(|_, tat| *tat > now);
+            if map.len() >= MAX_KEYS / SHARDS {
+                // Evict the eighth nearest to expiring at once, so that a
+                // flood pays for a scan once per many inserts, not each.
+                let mut tats: Vec<i64> = map.values().copied().collect();
+                let cut = tats.len() / 8;
+                let (_, threshold, _) = tats.select_nth_unstable(cut);
+                let threshold = *threshold;
+                map.retain(|_, tat| *tat > threshold);
+            }
+        }
+        map.insert(k, new_tat);
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |m| m.len()))
+            .sum()
+    }
+
+    /// Drops expired entries, one shard (one short lock) at a time.
+    fn sweep(&self, now: i64) {
+        for shard in &self.shards {
+            if let Ok(mut map) = shard.lock() {
+                map.retain(|_, tat| *tat > now);
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Backend {
-    Memory(Arc<Mutex<HashMap<(LimitKind, String), i64>>>),
+    Memory(Arc<MemoryStore>),
     Redis {
         conn: ConnectionManager,
         script: Arc<redis::Script>,
         prefix: String,
+        /// Used while Redis does not answer: per replica, but never none.
+        fallback: Arc<MemoryStore>,
     },
 }
 
@@ -167,7 +255,7 @@ impl Limiter {
     /// In-memory limits, for one replica.
     pub fn memory(live: LiveSettings, clock: Clock) -> Self {
         Self {
-            backend: Backend::Memory(Arc::default()),
+            backend: Backend::Memory(Arc::new(MemoryStore::new())),
             live,
             clock,
         }
@@ -185,6 +273,7 @@ impl Limiter {
                 conn,
                 script: Arc::new(redis::Script::new(GCRA_LUA)),
                 prefix,
+                fallback: Arc::new(MemoryStore::new()),
             },
             live,
             clock,
@@ -224,23 +313,12 @@ impl Limiter {
         let rate = kind.rate(&self.live.get().rate_limits);
         let now = self.clock.now().timestamp_micros();
         match &self.backend {
-            Backend::Memory(map) => {
-                let Ok(mut map) = map.lock() else {
-                    return Ok(());
-                };
-                let k = (kind, key.to_owned());
-                let new_tat = gcra(map.get(&k).copied(), now, rate, cost)?;
-                if new_tat <= now {
-                    map.remove(&k);
-                } else {
-                    map.insert(k, new_tat);
-                }
-                Ok(())
-            }
+            Backend::Memory(store) => store.step(kind, key, now, rate, cost),
             Backend::Redis {
                 conn,
                 script,
                 prefix,
+                fallback,
             } => {
                 let (period, interval) = period_and_interval(rate);
                 let mut conn = conn.clone();
@@ -256,10 +334,13 @@ impl Limiter {
                     Ok(0) => Ok(()),
                     Ok(wait) => Err(wait),
                     Err(e) => {
-                        tracing::error!(error = %e, limit = kind.name(), "Redis unavailable: rate limit not enforced");
+                        // Never a free pass (filling Redis would otherwise
+                        // switch every limit off): this replica's own limits.
+                        tracing::error!(error = %e, limit = kind.name(), "Redis unavailable: limiting in this process");
                         metrics::counter!("gatehouse_redis_errors_total", "op" => "rate_limit")
                             .increment(1);
-                        Ok(())
+                        metrics::counter!("gatehouse_rate_limit_fallbacks_total").increment(1);
+                        fallback.step(kind, key, now, rate, cost)
                     }
                 }
             }
@@ -268,11 +349,22 @@ impl Limiter {
 
     /// Drops memory entries whose window has passed.
     pub fn sweep(&self) {
-        if let Backend::Memory(map) = &self.backend
-            && let Ok(mut map) = map.lock()
-        {
-            let now = self.clock.now().timestamp_micros();
-            map.retain(|_, tat| *tat > now);
+        let now = self.clock.now().timestamp_micros();
+        match &self.backend {
+            Backend::Memory(store)
+            | Backend::Redis {
+                fallback: store, ..
+            } => store.sweep(now),
+        }
+    }
+
+    /// Keys held in process memory (the bound is [`MAX_KEYS`]).
+    pub fn keys_in_memory(&self) -> usize {
+        match &self.backend {
+            Backend::Memory(store)
+            | Backend::Redis {
+                fallback: store, ..
+            } => store.len(),
         }
     }
 }
@@ -280,6 +372,40 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_store_stays_bounded_and_keeps_spent_budgets() {
+        let store = MemoryStore::new();
+        let rate = Rate {
+            count: 5,
+            period: Duration::from_secs(600),
+        };
+        // A victim's account has spent its whole failure budget.
+        for _ in 0..5 {
+            assert!(
+                store
+                    .step(LimitKind::LoginFailuresPerAccount, "victim", 0, rate, 1)
+                    .is_ok()
+            );
+        }
+        // An attacker floods three times the bound with fresh keys.
+        for i in 0..3 * MAX_KEYS {
+            let _ = store.step(
+                LimitKind::ResendPerEmail,
+                &format!("k{i}@x.example"),
+                0,
+                rate,
+                1,
+            );
+        }
+        assert!(store.len() <= MAX_KEYS, "{} keys held", store.len());
+        assert!(
+            store
+                .step(LimitKind::LoginFailuresPerAccount, "victim", 0, rate, 1)
+                .is_err(),
+            "the flood did not reset the spent budget"
+        );
+    }
 
     #[test]
     fn gcra_allows_the_burst_then_spaces_requests() {

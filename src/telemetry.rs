@@ -69,6 +69,7 @@ pub fn zero_counters(limits: &[&'static str]) {
         "gatehouse_refresh_reuse_detected_total",
         "gatehouse_users_registered_total",
         "gatehouse_mail_retries_total",
+        "gatehouse_rate_limit_fallbacks_total",
     ] {
         metrics::counter!(name).increment(0);
     }

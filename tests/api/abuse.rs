@@ -320,3 +320,67 @@ async fn concurrent_resends_leave_one_live_code(backend: Backend) {
     assert_eq!(codes, 1, "one live code per account");
 }
 both!(concurrent_resends_leave_one_live_code);
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// 100,000 distinct emails from one client: the answers turn 429 and the
+/// limiter's memory stays bounded (at most `MAX_KEYS` keys, ~16 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_distinct_emails_is_refused_and_memory_stays_bounded() {
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(
+            Backend::Sqlite,
+            "[rate_limits]\nunauthenticated_per_ip = \"1000/1m\"\nresend_per_email = \"3/10m\"\n",
+        )
+        .await,
+    );
+    let before = rss_kib();
+    let started = std::time::Instant::now();
+    const TOTAL: usize = 100_000;
+    const WORKERS: usize = 32;
+    let mut handles = Vec::new();
+    for w in 0..WORKERS {
+        let app = app.clone();
+        handles.push(tokio::spawn(async move {
+            let (mut ok, mut limited) = (0usize, 0usize);
+            for i in (w..TOTAL).step_by(WORKERS) {
+                let r = app
+                    .post_json(
+                        "/account/activate/resend",
+                        &json!({"email": format!("flood{i}@example.com")}),
+                    )
+                    .await;
+                match r.status() {
+                    StatusCode::ACCEPTED => ok += 1,
+                    StatusCode::TOO_MANY_REQUESTS => limited += 1,
+                    s => panic!("unexpected {s}"),
+                }
+            }
+            (ok, limited)
+        }));
+    }
+    let (mut ok, mut limited) = (0, 0);
+    for h in handles {
+        let (o, l) = h.await.expect("worker");
+        ok += o;
+        limited += l;
+    }
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    // The burst of 1,000, plus what refills at 1,000 a minute meanwhile.
+    let allowed = 1_000 + (started.elapsed().as_secs_f64() * 1_000.0 / 60.0).ceil() as usize + 1;
+    assert!(ok <= allowed, "{ok} accepted of {allowed} allowed");
+    assert_eq!(ok + limited, TOTAL);
+    let keys = app.state.limits.keys_in_memory();
+    assert!(keys <= gatehouse::limits::MAX_KEYS, "{keys} limiter keys");
+    assert!(grown_mib < 64, "RSS grew {grown_mib} MiB");
+}

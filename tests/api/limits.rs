@@ -210,7 +210,7 @@ shared!(forgot_password_is_limited_per_email);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Redis: set GATEHOUSE_TEST_REDIS_URL and run with --include-ignored"]
-async fn with_redis_down_limits_fail_open_and_readiness_reports_it() {
+async fn with_redis_down_limits_fall_back_to_this_process_and_readiness_reports_it() {
     let target: std::net::SocketAddr = redis_url()
         .trim_start_matches("redis://")
         .trim_end_matches('/')
@@ -218,7 +218,7 @@ async fn with_redis_down_limits_fail_open_and_readiness_reports_it() {
         .expect("GATEHOUSE_TEST_REDIS_URL as redis://HOST:PORT");
     let proxy = ChaosProxy::start(target).await;
     let extra = format!(
-        "[redis]\nurl = \"redis://127.0.0.1:{}\"\nprefix = \"gh-test-{}\"\n[rate_limits]\nlogin_per_ip = \"1000/1m\"\n",
+        "[redis]\nurl = \"redis://127.0.0.1:{}\"\nprefix = \"gh-test-{}\"\n[rate_limits]\nlogin_per_ip = \"4/1h\"\n",
         proxy.port,
         uuid::Uuid::new_v4().simple()
     );
@@ -243,13 +243,24 @@ async fn with_redis_down_limits_fail_open_and_readiness_reports_it() {
     }
     assert_eq!(body["redis"], "down");
     assert_eq!(body["database"], "up");
-    // Logins go on (limits fail open); the deny list falls back to the database.
-    assert_eq!(
-        app.password_grant("redisdown@example.com", PASSWORD)
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    // Logins go on, limited by this process instead (never by nothing:
+    // filling or cutting Redis must not switch limits off).
+    for _ in 0..4 {
+        assert_eq!(
+            app.password_grant("redisdown@example.com", PASSWORD)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    assert_error(
+        app.password_grant("redisdown@example.com", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(metrics.contains("gatehouse_rate_limit_fallbacks_total"));
     assert_eq!(
         app.get_bearer("/oauth/userinfo", &at).await.status(),
         StatusCode::OK
