@@ -336,6 +336,13 @@ fn spawn_background(state: AppState, shutdown: Shutdown) {
                     {
                         tracing::warn!(error = %e, "sweeping unactivated accounts failed");
                     }
+                    let forget_before =
+                        now - crate::clock::chrono_duration(crate::tokens::KNOWN_SOURCE_FOR);
+                    if let Err(e) =
+                        crate::accounts::store::forget_sources(&state.db, forget_before).await
+                    {
+                        tracing::warn!(error = %e, "sweeping login sources failed");
+                    }
                     if let Err(e) = crate::codes::sweep(&state.db, state.clock.now()).await {
                         tracing::warn!(error = %e, "sweeping expired codes failed");
                     }

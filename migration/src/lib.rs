@@ -12,6 +12,7 @@ mod m20261123_000005_revoked_access_tokens;
 mod m20261123_000006_server_secrets;
 mod m20261201_000007_signing_keys_published_until;
 mod m20261201_000008_one_code_per_kind;
+mod m20261201_000009_login_sources;
 
 /// Every migration, in the order they apply.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_server_secrets::Migration),
             Box::new(m20261201_000007_signing_keys_published_until::Migration),
             Box::new(m20261201_000008_one_code_per_kind::Migration),
+            Box::new(m20261201_000009_login_sources::Migration),
         ]
     }
 }

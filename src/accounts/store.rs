@@ -192,3 +192,58 @@ pub async fn update(db: &impl ConnectionTrait, user: users::Model) -> Result<use
         },
     }
 }
+
+/// Records a successful login of `user` from `source`.
+pub async fn remember_source(
+    db: &impl ConnectionTrait,
+    user: Uuid,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use crate::entity::login_sources;
+    use sea_orm::sea_query::OnConflict;
+    let row = login_sources::ActiveModel {
+        user_id: sea_orm::ActiveValue::Set(user),
+        source: sea_orm::ActiveValue::Set(source.to_owned()),
+        last_success_at: sea_orm::ActiveValue::Set(now),
+    };
+    login_sources::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([login_sources::Column::UserId, login_sources::Column::Source])
+                .update_column(login_sources::Column::LastSuccessAt)
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
+}
+
+/// Whether `user` logged in successfully from `source` after `since`.
+pub async fn is_known_source(
+    db: &impl ConnectionTrait,
+    user: Uuid,
+    source: &str,
+    since: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    use crate::entity::login_sources;
+    Ok(login_sources::Entity::find()
+        .filter(login_sources::Column::UserId.eq(user))
+        .filter(login_sources::Column::Source.eq(source))
+        .filter(login_sources::Column::LastSuccessAt.gt(since))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Forgets sources not used since `before`.
+pub async fn forget_sources(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use crate::entity::login_sources;
+    Ok(login_sources::Entity::delete_many()
+        .filter(login_sources::Column::LastSuccessAt.lt(before))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

@@ -37,6 +37,10 @@ use denylist::DenyList;
 const LEEWAY_SECS: i64 = 30;
 /// Longest token string looked at.
 pub const MAX_TOKEN_LEN: usize = 8192;
+/// How long a source that logged in successfully keeps its own budget
+/// when the account's failure ceiling is spent.
+pub const KNOWN_SOURCE_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// `typ` of access tokens (RFC 9068 §2.1).
 const ACCESS_TYP: &str = "at+jwt";
 /// What a wrong email and a wrong password both say.
@@ -295,26 +299,45 @@ impl Tokens {
         let account = user
             .as_ref()
             .map_or_else(|| accounts::fields::canonical(login), |u| u.id.to_string());
-        let per_ip = format!("{account}|{ip}");
+        let source = ip.to_string();
+        let per_ip = format!("{account}|{source}");
+        let now = self.clock.now();
+        // The (account, source) budget first: every source, the owner's too,
+        // has its own. Then the account's ceiling across all sources, which
+        // stops distributed guessing, except for a source the account has
+        // logged in from before: strangers spending the ceiling elsewhere
+        // cannot lock the owner out of where they usually log in.
         let reserved_ip = self
             .limits
             .reserve(LimitKind::LoginFailuresPerAccountIp, &per_ip)
             .await;
-        let reserved_all = self
-            .limits
-            .reserve(LimitKind::LoginFailuresPerAccount, &account)
-            .await;
-        if !(reserved_ip && reserved_all) {
+        let reserved_all = reserved_ip
+            && self
+                .limits
+                .reserve(LimitKind::LoginFailuresPerAccount, &account)
+                .await;
+        let owners_source = reserved_ip && !reserved_all && {
+            match &user {
+                Some(u) => {
+                    accounts::store::is_known_source(
+                        &self.db,
+                        u.id,
+                        &source,
+                        now - chrono_duration(KNOWN_SOURCE_FOR),
+                    )
+                    .await?
+                }
+                None => false,
+            }
+        };
+        if !(reserved_all || owners_source) {
             if reserved_ip {
                 self.limits
                     .refund(LimitKind::LoginFailuresPerAccountIp, &per_ip)
                     .await;
             }
-            if reserved_all {
-                self.limits
-                    .refund(LimitKind::LoginFailuresPerAccount, &account)
-                    .await;
-            }
+            // As long as a real check, so the answer does not tell.
+            let _ = self.hasher.verify(None, password).await;
             metrics::counter!("gatehouse_login_failures_total", "reason" => "throttled")
                 .increment(1);
             tracing::info!(client.ip = %ip, "password grant throttled");
@@ -333,9 +356,14 @@ impl Tokens {
         self.limits
             .refund(LimitKind::LoginFailuresPerAccountIp, &per_ip)
             .await;
-        self.limits
-            .refund(LimitKind::LoginFailuresPerAccount, &account)
-            .await;
+        if reserved_all {
+            self.limits
+                .refund(LimitKind::LoginFailuresPerAccount, &account)
+                .await;
+        }
+        if let Err(e) = accounts::store::remember_source(&self.db, user.id, &source, now).await {
+            tracing::warn!(user.id = %user.id, error = %e, "could not record the login's source");
+        }
         if !user.activated {
             return Err(Error::InvalidGrant(
                 "the account is not activated yet: enter the emailed code".into(),

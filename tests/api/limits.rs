@@ -171,22 +171,43 @@ async fn fifty_parallel_guesses_cannot_pass_a_limit_of_five(shared: Shared) {
 }
 shared!(fifty_parallel_guesses_cannot_pass_a_limit_of_five);
 
-async fn guessing_from_many_ips_hits_the_per_account_ceiling(shared: Shared) {
+async fn guessing_from_many_ips_hits_the_ceiling_but_never_locks_the_owner_out(shared: Shared) {
     let extra = format!(
         "{}\n[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[rate_limits]\nlogin_failures_per_account_ip = \"5/15m\"\nlogin_failures_per_account = \"8/1h\"\n",
         shared.redis_toml()
     );
     let app = TestApp::spawn_with(shared.backend(), &extra).await;
     app.activated_user("spread@example.com").await;
+    // The owner logs in from home, as usual.
+    let r = grant_from(&app, "192.0.2.10", "spread@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Strangers spend the account's ceiling from many addresses.
     for i in 0..8 {
         let ip = format!("203.0.113.{i}");
         let r = grant_from(&app, &ip, "spread@example.com", "wrong-guess").await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     }
+    // Distributed guessing is throttled: even the right password from a new
+    // address answers like a wrong one.
     let r = grant_from(&app, "198.51.100.7", "spread@example.com", PASSWORD).await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    // The owner is not locked out of where they log in.
+    let r = grant_from(&app, "192.0.2.10", "spread@example.com", PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the owner's source keeps its budget"
+    );
+    // That budget is the owner's own (per account and source), not a
+    // bypass: wrong guesses from there stop at it.
+    for _ in 0..5 {
+        let r = grant_from(&app, "192.0.2.10", "spread@example.com", "wrong-guess").await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    let r = grant_from(&app, "192.0.2.10", "spread@example.com", PASSWORD).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
-shared!(guessing_from_many_ips_hits_the_per_account_ceiling);
+shared!(guessing_from_many_ips_hits_the_ceiling_but_never_locks_the_owner_out);
 
 async fn forgot_password_is_limited_per_email(shared: Shared) {
     let extra = format!(
