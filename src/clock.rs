@@ -14,6 +14,10 @@ pub struct Clock {
 
 impl Clock {
     /// The current time.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one place the wall clock is read"
+    )]
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }

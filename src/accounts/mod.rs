@@ -6,7 +6,6 @@ pub mod store;
 
 use std::net::IpAddr;
 
-use chrono::Utc;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
@@ -163,7 +162,7 @@ impl Accounts {
                     given_name.as_deref(),
                     family_name.as_deref(),
                 ];
-                match self.parse_password(raw, "password", about) {
+                match self.parse_password(raw, "password", about).await {
                     Ok(pw) => Some(pw),
                     Err(Error::Validation(f)) => {
                         for (k, v) in f {
@@ -420,7 +419,9 @@ impl Accounts {
             .await?
             .filter(|u| !u.disabled)
             .ok_or(Error::InvalidResetToken)?;
-        let password = self.check_new_password(&user, new_password, "password")?;
+        let password = self
+            .check_new_password(&user, new_password, "password")
+            .await?;
         let hash = self.hasher.hash(password.expose()).await?;
         let txn = self.db.begin().await?;
         if codes::spend_reset(&txn, &self.server_key, token, now).await? != Some(user.id) {
@@ -551,7 +552,7 @@ impl Accounts {
         self.limits
             .refund(LimitKind::LoginFailuresPerAccount, &account)
             .await;
-        let password = self.check_new_password(&user, new, "new_password")?;
+        let password = self.check_new_password(&user, new, "new_password").await?;
         let hash = self.hasher.hash(password.expose()).await?;
         let now = self.clock.now();
         let txn = self.db.begin().await?;
@@ -564,27 +565,41 @@ impl Accounts {
         Ok(())
     }
 
-    fn check_new_password(&self, user: &users::Model, raw: &str, field: &str) -> Result<Password> {
+    async fn check_new_password(
+        &self,
+        user: &users::Model,
+        raw: &str,
+        field: &str,
+    ) -> Result<Password> {
         let about = [
             Some(user.email.as_str()),
             user.username.as_deref(),
             user.given_name.as_deref(),
             user.family_name.as_deref(),
         ];
-        self.parse_password(raw, field, about)
+        self.parse_password(raw, field, about).await
     }
 
     /// The password policy with `accounts.password_min_length`, refusing
     /// passwords like the user's own `[email, username, given, family]`.
-    fn parse_password(&self, raw: &str, field: &str, about: [Option<&str>; 4]) -> Result<Password> {
+    /// The strength estimate (milliseconds of CPU for a long input) runs off
+    /// the async executor, on input already bounded (`MAX_LEN` characters,
+    /// checked first by `Password::parse`, and bounded profile fields).
+    async fn parse_password(
+        &self,
+        raw: &str,
+        field: &str,
+        about: [Option<&str>; 4],
+    ) -> Result<Password> {
         let inputs = user_inputs(about);
-        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        Password::parse(
-            raw,
-            self.live.get().accounts.password_min_length,
-            &refs,
-            field,
-        )
+        let min_len = self.live.get().accounts.password_min_length;
+        let (raw, field) = (raw.to_owned(), field.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+            Password::parse(&raw, min_len, &refs, &field)
+        })
+        .await
+        .map_err(Error::internal)?
     }
 
     /// Creates an activated user from the command line, optionally an admin.
@@ -595,12 +610,14 @@ impl Accounts {
         admin: bool,
     ) -> Result<users::Model> {
         let email = Email::parse(email).map_err(|p| Error::field("email", p))?;
-        let password = self.parse_password(
-            password,
-            "password",
-            [Some(email.as_str()), None, None, None],
-        )?;
-        let now = Utc::now();
+        let password = self
+            .parse_password(
+                password,
+                "password",
+                [Some(email.as_str()), None, None, None],
+            )
+            .await?;
+        let now = self.clock.now();
         let user = users::Model {
             id: Uuid::new_v4(),
             email: email.as_str().to_owned(),
