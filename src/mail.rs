@@ -143,6 +143,10 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Messages sent at once: a slow or failing recipient holds one of these
+/// only while its SMTP conversation lasts, never while it waits to retry.
+const SENDERS: usize = 4;
+
 async fn run(
     mut rx: mpsc::Receiver<Mail>,
     transport: Transport,
@@ -150,12 +154,68 @@ async fn run(
     attempts: u32,
     shutdown: Shutdown,
 ) {
+    let transport = std::sync::Arc::new(transport);
+    let senders = std::sync::Arc::new(tokio::sync::Semaphore::new(SENDERS));
+    // Messages taken off the queue but not yet done (waiting to retry, or
+    // sending): bounded like the queue, so a failing server cannot make the
+    // retries grow without end.
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(QUEUE));
     loop {
         let mail = tokio::select! {
             m = rx.recv() => match m { Some(m) => m, None => break },
             () = shutdown.wait() => break,
         };
-        deliver(&transport, &from, mail, attempts, &shutdown).await;
+        metrics::gauge!("gatehouse_mail_queue_depth").set(rx.len() as f64);
+        let Ok(slot) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let (transport, from, senders, shutdown) = (
+            transport.clone(),
+            from.clone(),
+            senders.clone(),
+            shutdown.clone(),
+        );
+        // Each message on its own: one recipient's retries never delay the
+        // others' mail.
+        tokio::spawn(async move {
+            deliver(&transport, &from, mail, attempts, &senders, &shutdown).await;
+            drop(slot);
+        });
+    }
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Sent,
+    /// Worth another try later (connection, 4xx).
+    Transient(String),
+    /// Will fail the same way again (5xx: no such mailbox, refused).
+    Permanent(String),
+}
+
+async fn attempt(transport: &Transport, message: &Message, mail: &Mail) -> Outcome {
+    match transport {
+        Transport::Log => {
+            // The one place message contents are logged, by choice of the
+            // operator (mail.transport = "log").
+            tracing::info!(
+                mail.to = %mail.to,
+                subject = %mail.subject,
+                "mail to {} (log transport):\n{}",
+                mail.to,
+                mail.text
+            );
+            Outcome::Sent
+        }
+        Transport::File(t) => match t.send(message.clone()).await {
+            Ok(_) => Outcome::Sent,
+            Err(e) => Outcome::Transient(e.to_string()),
+        },
+        Transport::Smtp(t) => match t.send(message.clone()).await {
+            Ok(_) => Outcome::Sent,
+            Err(e) if e.is_permanent() => Outcome::Permanent(e.to_string()),
+            Err(e) => Outcome::Transient(e.to_string()),
+        },
     }
 }
 
@@ -164,12 +224,13 @@ async fn deliver(
     from: &Mailbox,
     mail: Mail,
     attempts: u32,
+    senders: &tokio::sync::Semaphore,
     shutdown: &Shutdown,
 ) {
     let to: Mailbox = match mail.to.parse() {
         Ok(t) => t,
         Err(e) => {
-            tracing::error!(error = %e, "unusable recipient address; message dropped");
+            tracing::error!(error = %e, mail.to = %mail.to, "unusable recipient address; message dropped");
             metrics::counter!("gatehouse_mail_total", "result" => "failed").increment(1);
             return;
         }
@@ -190,38 +251,25 @@ async fn deliver(
         }
     };
     let mut delay = Duration::from_millis(500);
-    for attempt in 1..=attempts {
-        let result = match transport {
-            Transport::Log => {
-                // The one place message contents are logged, by choice of the
-                // operator (mail.transport = "log").
-                tracing::info!(
-                    mail.to = %mail.to,
-                    subject = %mail.subject,
-                    "mail to {} (log transport):\n{}",
-                    mail.to,
-                    mail.text
-                );
-                Ok(())
-            }
-            Transport::File(t) => t
-                .send(message.clone())
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Transport::Smtp(t) => t
-                .send(message.clone())
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+    for n in 1..=attempts {
+        let outcome = {
+            let Ok(_sender) = senders.acquire().await else {
+                return;
+            };
+            attempt(transport, &message, &mail).await
         };
-        match result {
-            Ok(()) => {
+        match outcome {
+            Outcome::Sent => {
                 metrics::counter!("gatehouse_mail_total", "result" => "sent").increment(1);
                 return;
             }
-            Err(e) if attempt < attempts => {
-                tracing::warn!(attempt, error = %e, "sending mail failed; retrying");
+            Outcome::Permanent(e) => {
+                tracing::error!(mail.to = %mail.to, error = %e, "the mail server refused the message for good; not retried");
+                metrics::counter!("gatehouse_mail_total", "result" => "failed").increment(1);
+                return;
+            }
+            Outcome::Transient(e) if n < attempts => {
+                tracing::warn!(attempt = n, mail.to = %mail.to, error = %e, "sending mail failed; retrying");
                 metrics::counter!("gatehouse_mail_retries_total").increment(1);
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
@@ -229,8 +277,8 @@ async fn deliver(
                 }
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
-            Err(e) => {
-                tracing::error!(attempts, error = %e, "sending mail failed; message dropped (the user can ask for another)");
+            Outcome::Transient(e) => {
+                tracing::error!(attempts, mail.to = %mail.to, error = %e, "sending mail failed; message dropped (the user can ask for another)");
                 metrics::counter!("gatehouse_mail_total", "result" => "failed").increment(1);
             }
         }

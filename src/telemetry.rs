@@ -65,6 +65,7 @@ pub fn zero_counters(limits: &[&'static str]) {
             metrics::counter!(name, label => *v).increment(0);
         }
     }
+    metrics::gauge!("gatehouse_mail_queue_depth").set(0.0);
     for name in [
         "gatehouse_refresh_reuse_detected_total",
         "gatehouse_users_registered_total",

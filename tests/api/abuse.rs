@@ -384,3 +384,31 @@ async fn a_flood_of_distinct_emails_is_refused_and_memory_stays_bounded() {
     assert!(keys <= gatehouse::limits::MAX_KEYS, "{keys} limiter keys");
     assert!(grown_mib < 64, "RSS grew {grown_mib} MiB");
 }
+
+async fn one_refusing_recipient_does_not_jam_the_mail(backend: Backend) {
+    let (sink, refused) = crate::helpers::MailSink::refusing("bounce@example.com");
+    let extra = format!(
+        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"smtp://127.0.0.1:{}\"\nmax_attempts = 8\n",
+        sink.port
+    );
+    let db = std::sync::Arc::new(crate::helpers::TestDb::new(backend).await);
+    let app = TestApp::spawn_on(db, &extra, Some(sink)).await;
+    let mail = app.mail.as_ref().expect("sink");
+    assert_eq!(
+        app.register("bounce@example.com", json!({})).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.register("fine@example.com", json!({})).await.status(),
+        StatusCode::CREATED
+    );
+    // The next message goes out at once (wait_for gives up after 10 s; a
+    // queue retrying the bounce first would take a minute).
+    mail.wait_for("fine@example.com", "activation code").await;
+    // 550 is final: asked once, not retried.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(refused.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(metrics.contains("gatehouse_mail_queue_depth"));
+}
+both!(one_refusing_recipient_does_not_jam_the_mail);

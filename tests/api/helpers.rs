@@ -426,9 +426,20 @@ pub struct MailSink {
 struct SinkHandler {
     current: Vec<u8>,
     messages: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// A recipient this server refuses for good (550), and how often it did.
+    refuse: Option<(String, Arc<std::sync::atomic::AtomicUsize>)>,
 }
 
 impl mailin::Handler for SinkHandler {
+    fn rcpt(&mut self, to: &str) -> mailin::Response {
+        match &self.refuse {
+            Some((bad, count)) if to.contains(bad.as_str()) => {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                mailin::response::NO_MAILBOX
+            }
+            _ => mailin::response::OK,
+        }
+    }
     fn data_start(
         &mut self,
         _domain: &str,
@@ -501,12 +512,29 @@ impl MailSink {
         Self::serve(StdListener::bind(("127.0.0.1", port)).expect("bind smtp port"))
     }
 
+    /// An SMTP server that answers 550 for `recipient` (and counts how
+    /// often it was asked), and takes everything else.
+    pub fn refusing(recipient: &str) -> (Self, Arc<std::sync::atomic::AtomicUsize>) {
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listener = StdListener::bind("127.0.0.1:0").expect("bind smtp");
+        let sink = Self::serve_with(listener, Some((recipient.to_owned(), count.clone())));
+        (sink, count)
+    }
+
     fn serve(listener: StdListener) -> Self {
+        Self::serve_with(listener, None)
+    }
+
+    fn serve_with(
+        listener: StdListener,
+        refuse: Option<(String, Arc<std::sync::atomic::AtomicUsize>)>,
+    ) -> Self {
         let port = listener.local_addr().expect("addr").port();
         let messages = Arc::new(Mutex::new(Vec::new()));
         let handler = SinkHandler {
             current: Vec::new(),
             messages: messages.clone(),
+            refuse,
         };
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
