@@ -2,6 +2,7 @@
 //! bounded retries, so an HTTP answer never waits for (or fails because of)
 //! the mail server. Transports: `log` (local use only), `file`, `smtp`.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
@@ -147,6 +148,17 @@ fn html_escape(s: &str) -> String {
 /// only while its SMTP conversation lasts, never while it waits to retry.
 const SENDERS: usize = 4;
 
+/// Messages waiting per recipient while an earlier one to the same address
+/// is being sent or retried: each recipient gets its mail in order (a
+/// resent code after the first), and no recipient waits on another's.
+type Lanes = std::sync::Arc<std::sync::Mutex<HashMap<String, VecDeque<Queued>>>>;
+
+/// A message and its place among the bounded in-flight messages.
+struct Queued {
+    mail: Mail,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
 async fn run(
     mut rx: mpsc::Receiver<Mail>,
     transport: Transport,
@@ -156,10 +168,11 @@ async fn run(
 ) {
     let transport = std::sync::Arc::new(transport);
     let senders = std::sync::Arc::new(tokio::sync::Semaphore::new(SENDERS));
-    // Messages taken off the queue but not yet done (waiting to retry, or
-    // sending): bounded like the queue, so a failing server cannot make the
-    // retries grow without end.
+    // Messages taken off the queue but not yet done (waiting, retrying,
+    // sending): bounded like the queue, so a failing server cannot make
+    // them grow without end.
     let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(QUEUE));
+    let lanes: Lanes = std::sync::Arc::default();
     loop {
         let mail = tokio::select! {
             m = rx.recv() => match m { Some(m) => m, None => break },
@@ -169,18 +182,46 @@ async fn run(
         let Ok(slot) = in_flight.clone().acquire_owned().await else {
             break;
         };
-        let (transport, from, senders, shutdown) = (
-            transport.clone(),
-            from.clone(),
-            senders.clone(),
-            shutdown.clone(),
-        );
-        // Each message on its own: one recipient's retries never delay the
-        // others' mail.
-        tokio::spawn(async move {
-            deliver(&transport, &from, mail, attempts, &senders, &shutdown).await;
-            drop(slot);
-        });
+        let recipient = mail.to.clone();
+        let queued = Queued { mail, _slot: slot };
+        let start_lane = {
+            let Ok(mut lanes) = lanes.lock() else { break };
+            match lanes.get_mut(&recipient) {
+                Some(lane) => {
+                    lane.push_back(queued);
+                    false
+                }
+                None => {
+                    lanes.insert(recipient.clone(), VecDeque::from([queued]));
+                    true
+                }
+            }
+        };
+        if start_lane {
+            let (transport, from, senders, shutdown, lanes) = (
+                transport.clone(),
+                from.clone(),
+                senders.clone(),
+                shutdown.clone(),
+                lanes.clone(),
+            );
+            tokio::spawn(async move {
+                // Drain this recipient's lane in order; the lane is removed
+                // under the same lock that finds it empty.
+                loop {
+                    let next = {
+                        let Ok(mut lanes) = lanes.lock() else { return };
+                        let next = lanes.get_mut(&recipient).and_then(VecDeque::pop_front);
+                        if next.is_none() {
+                            lanes.remove(&recipient);
+                        }
+                        next
+                    };
+                    let Some(q) = next else { return };
+                    deliver(&transport, &from, q.mail, attempts, &senders, &shutdown).await;
+                }
+            });
+        }
     }
 }
 
