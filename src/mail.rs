@@ -112,6 +112,33 @@ impl Mailer {
         });
     }
 
+    /// Queues the "choose your password" email of a contested registration,
+    /// sent on activation.
+    pub fn send_choose_password(&self, to: &str, link: &str, ttl: Duration) {
+        let p = &self.product;
+        let minutes = ttl.as_secs().div_ceil(60);
+        let text = format!(
+            "Your {p} account is active.\n\n\
+             This address was registered more than once before it was activated, so no \
+             password chosen then is kept. Choose your password with this link \
+             (valid for {minutes} minutes, once):\n{link}\n"
+        );
+        let html = format!(
+            "<p>Your {p} account is active.</p>\
+             <p>This address was registered more than once before it was activated, so no \
+             password chosen then is kept.</p>\
+             <p><a href=\"{l}\">Choose your password</a> (valid for {minutes} minutes, once).</p>",
+            p = html_escape(p),
+            l = html_escape(link)
+        );
+        self.send(Mail {
+            to: to.into(),
+            subject: format!("Choose your {p} password"),
+            text,
+            html,
+        });
+    }
+
     /// Queues the password-reset email.
     pub fn send_reset(&self, to: &str, link: &str, ttl: Duration) {
         let p = &self.product;

@@ -211,13 +211,16 @@ impl Accounts {
         let txn = self.db.begin().await?;
         let user = match store::insert(&txn, user.clone()).await {
             Ok(()) => user,
-            // The address's account was never activated: start it over
-            // (new password, new code to this address) instead of letting
-            // whoever registered it first keep it from its owner.
+            // The address's account was never activated: the registration
+            // is contested (see `store::contest_unactivated`): a new code to
+            // the canonical address, and no password counts until its owner
+            // chooses one after activating.
             Err(Error::EmailTaken) if require_activation => {
                 txn.rollback().await?;
                 let txn = self.db.begin().await?;
-                let Some(restarted) = store::restart_unactivated(&txn, &user).await? else {
+                let Some(contested) =
+                    store::contest_unactivated(&txn, &user.email_normalized, now).await?
+                else {
                     return Err(Error::EmailTaken);
                 };
                 let ttl = chrono_duration(settings.accounts.activation_ttl);
@@ -225,7 +228,7 @@ impl Accounts {
                     &txn,
                     &self.server_key,
                     Kind::Activation,
-                    restarted.id,
+                    contested.id,
                     now,
                     ttl,
                 )
@@ -233,13 +236,13 @@ impl Accounts {
                 txn.commit().await?;
                 drop(turn);
                 self.mailer.send_activation(
-                    &restarted.email,
+                    &contested.email,
                     &code,
                     settings.accounts.activation_ttl,
                 );
-                tracing::info!(user.id = %restarted.id, "unactivated registration started over");
+                tracing::info!(user.id = %contested.id, "registration contested: code re-sent, password to be chosen after activation");
                 return Ok(Registered {
-                    user: restarted,
+                    user: contested,
                     activation_required: true,
                 });
             }
@@ -318,7 +321,35 @@ impl Accounts {
             return Err(Error::InvalidCode);
         }
         store::activate(&txn, user.id, now).await?;
+        // A contested registration: its owner, who just proved the mailbox,
+        // chooses the password through a link sent there.
+        let choose = if user.password_hash == store::NO_PASSWORD {
+            let ttl = self.live.get().accounts.reset_ttl;
+            Some((
+                codes::issue(
+                    &txn,
+                    &self.server_key,
+                    Kind::Reset,
+                    user.id,
+                    now,
+                    chrono_duration(ttl),
+                )
+                .await?,
+                ttl,
+            ))
+        } else {
+            None
+        };
         txn.commit().await?;
+        if let Some((token, ttl)) = choose {
+            let reset_url = self.live.get().reset_url();
+            let sep = if reset_url.contains('?') { '&' } else { '?' };
+            self.mailer.send_choose_password(
+                &user.email,
+                &format!("{reset_url}{sep}token={token}"),
+                ttl,
+            );
+        }
         self.limits
             .refund(LimitKind::ActivationPerAccount, &account)
             .await;

@@ -28,47 +28,40 @@ pub async fn insert(db: &impl ConnectionTrait, user: users::Model) -> Result<(),
     }
 }
 
+/// A password hash no password matches: the mark of a contested
+/// registration, whose password the mailbox owner chooses after activation.
+pub const NO_PASSWORD: &str = "!contested";
+
 /// Registration again for an address whose account was never activated:
-/// the account starts over with the new registration's password and
-/// profile (the address's owner is never locked out by a squatter). `None`
-/// when the address belongs to an activated account.
-pub async fn restart_unactivated(
+/// the registration is contested. Whoever registered first may be a
+/// squatter (holding the address from its owner) and whoever registers now
+/// may be an attacker (setting the password of the owner's pending account),
+/// so neither password counts: the account keeps its row, its address
+/// becomes the canonical spelling (so the code reaches the address's owner,
+/// not a look-alike), and once activated its owner chooses a password
+/// through a link mailed there. `None` when the address belongs to an
+/// activated account.
+pub async fn contest_unactivated(
     db: &impl ConnectionTrait,
-    fresh: &users::Model,
+    canonical_email: &str,
+    now: DateTime<Utc>,
 ) -> Result<Option<users::Model>, Error> {
     let updated = Entity::update_many()
-        .col_expr(Column::Email, Expr::value(fresh.email.clone()))
-        .col_expr(
-            Column::PasswordHash,
-            Expr::value(fresh.password_hash.clone()),
-        )
-        .col_expr(Column::Username, Expr::value(fresh.username.clone()))
-        .col_expr(
-            Column::UsernameNormalized,
-            Expr::value(fresh.username_normalized.clone()),
-        )
-        .col_expr(Column::GivenName, Expr::value(fresh.given_name.clone()))
-        .col_expr(Column::FamilyName, Expr::value(fresh.family_name.clone()))
-        .col_expr(Column::PhoneNumber, Expr::value(fresh.phone_number.clone()))
-        .col_expr(Column::CreatedAt, Expr::value(fresh.created_at))
-        .col_expr(Column::UpdatedAt, Expr::value(fresh.updated_at))
-        .filter(Column::EmailNormalized.eq(fresh.email_normalized.clone()))
+        .col_expr(Column::Email, Expr::value(canonical_email))
+        .col_expr(Column::PasswordHash, Expr::value(NO_PASSWORD))
+        .col_expr(Column::CreatedAt, Expr::value(now))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::EmailNormalized.eq(canonical_email))
         .filter(Column::Activated.eq(false))
         .exec(db)
-        .await;
-    match updated {
-        Ok(r) if r.rows_affected == 0 => Ok(None),
-        Ok(_) => Ok(Entity::find()
-            .filter(Column::EmailNormalized.eq(fresh.email_normalized.clone()))
-            .one(db)
-            .await?),
-        Err(e) => match e.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => {
-                Err(Error::field("username", "is already taken"))
-            }
-            _ => Err(e.into()),
-        },
+        .await?;
+    if updated.rows_affected == 0 {
+        return Ok(None);
     }
+    Ok(Entity::find()
+        .filter(Column::EmailNormalized.eq(canonical_email))
+        .one(db)
+        .await?)
 }
 
 /// Deletes accounts never activated and registered before `before`

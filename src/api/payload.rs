@@ -74,33 +74,68 @@ fn one(field: &str, problem: &str) -> poem::Error {
 
 const CONTROL: &str = "must not contain control characters";
 
+/// Most problems one answer lists, and the longest field name it echoes:
+/// an answer must stay small whatever the body (a 64 KiB body once made a
+/// 200 MB answer, one long key repeated per array item).
+const MAX_PROBLEMS: usize = 8;
+const MAX_NAME: usize = 64;
+
+/// A field name fit to echo: at most [`MAX_NAME`] characters.
+fn echo(name: &str) -> String {
+    if name.chars().count() <= MAX_NAME {
+        name.to_owned()
+    } else {
+        let mut short: String = name.chars().take(MAX_NAME).collect();
+        short.push('…');
+        short
+    }
+}
+
 /// Control characters (NUL included) anywhere in a JSON document's strings,
-/// keys included, by the path of the field that holds them.
-fn control_characters(value: &serde_json::Value, path: &str, found: &mut FieldErrors) {
+/// keys included, by the path of the field that holds them (at most
+/// [`MAX_PROBLEMS`]; paths are built only for what is reported).
+fn control_characters(value: &serde_json::Value, path: &mut Vec<String>, found: &mut FieldErrors) {
+    if found.len() >= MAX_PROBLEMS {
+        return;
+    }
     match value {
         serde_json::Value::String(s) if s.chars().any(char::is_control) => {
-            found
-                .entry(if path.is_empty() { "body" } else { path }.to_owned())
-                .or_default()
-                .push(CONTROL.into());
+            let name = if path.is_empty() {
+                "body".to_owned()
+            } else {
+                let mut joined = String::new();
+                for seg in path.iter() {
+                    if !joined.is_empty() && !seg.starts_with('[') {
+                        joined.push('.');
+                    }
+                    joined.push_str(seg);
+                }
+                echo(&joined)
+            };
+            found.entry(name).or_default().push(CONTROL.into());
         }
         serde_json::Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                control_characters(v, &format!("{path}[{i}]"), found);
+                if found.len() >= MAX_PROBLEMS {
+                    return;
+                }
+                path.push(format!("[{i}]"));
+                control_characters(v, path, found);
+                path.pop();
             }
         }
         serde_json::Value::Object(map) => {
             for (k, v) in map {
+                if found.len() >= MAX_PROBLEMS {
+                    return;
+                }
                 if k.chars().any(char::is_control) {
                     found.entry("body".into()).or_default().push(CONTROL.into());
                     continue;
                 }
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                control_characters(v, &p, found);
+                path.push(k.clone());
+                control_characters(v, path, found);
+                path.pop();
             }
         }
         _ => {}
@@ -117,20 +152,20 @@ fn field_of(path: &serde_path_to_error::Path, message: &str) -> String {
             // serde_path_to_error already ends an unknown field's path with
             // its name; a missing field's path is its parent's.
             let at = path.to_string();
-            return if at == "." || at.is_empty() {
+            return echo(&if at == "." || at.is_empty() {
                 name.to_owned()
             } else if at == name || at.ends_with(&format!(".{name}")) {
                 at
             } else {
                 format!("{at}.{name}")
-            };
+            });
         }
     }
     let p = path.to_string();
     if p == "." || p.is_empty() {
         "body".into()
     } else {
-        p
+        echo(&p)
     }
 }
 
@@ -140,7 +175,7 @@ fn problem(message: &str) -> String {
     let m = message.split(" at line ").next().unwrap_or(message);
     if let Some(rest) = m.strip_prefix("unknown field `") {
         let name = rest.split('`').next().unwrap_or_default();
-        return format!("unknown field `{name}`: this body does not take it");
+        return format!("unknown field `{}`: this body does not take it", echo(name));
     }
     if m.starts_with("missing field") {
         return "is required".into();
@@ -179,7 +214,7 @@ impl<T: Type + DeserializeOwned> ParsePayload for StrictJson<T> {
             return Err(malformed("the body must be a JSON object"));
         }
         let mut found = FieldErrors::new();
-        control_characters(&value, "", &mut found);
+        control_characters(&value, &mut Vec::new(), &mut found);
         if !found.is_empty() {
             return Err(refuse(found));
         }
@@ -241,10 +276,13 @@ impl<T: Type + DeserializeOwned> ParsePayload for StrictForm<T> {
             decode_form(&data).ok_or_else(|| malformed("the body is not form-encoded UTF-8"))?;
         let mut found = FieldErrors::new();
         for (k, v) in &pairs {
+            if found.len() >= MAX_PROBLEMS {
+                break;
+            }
             if k.chars().any(char::is_control) {
                 found.entry("body".into()).or_default().push(CONTROL.into());
             } else if v.chars().any(char::is_control) {
-                found.entry(k.clone()).or_default().push(CONTROL.into());
+                found.entry(echo(k)).or_default().push(CONTROL.into());
             }
         }
         if !found.is_empty() {
@@ -350,11 +388,23 @@ mod tests {
     fn control_characters_are_found_by_field() {
         let v = serde_json::json!({"a": "ok", "b": "x\u{0}y", "c": {"d": ["\u{7}"]}});
         let mut found = FieldErrors::new();
-        control_characters(&v, "", &mut found);
+        control_characters(&v, &mut Vec::new(), &mut found);
         assert_eq!(
             found.keys().cloned().collect::<Vec<_>>(),
             vec!["b".to_owned(), "c.d[0]".to_owned()]
         );
+    }
+
+    #[test]
+    fn an_answer_stays_small_whatever_the_body() {
+        let key = "k".repeat(32_000);
+        let items: Vec<serde_json::Value> = (0..6_000).map(|_| "\t".into()).collect();
+        let v = serde_json::json!({ key: items });
+        let mut found = FieldErrors::new();
+        control_characters(&v, &mut Vec::new(), &mut found);
+        assert!(found.len() <= MAX_PROBLEMS);
+        let size: usize = found.keys().map(String::len).sum();
+        assert!(size < 1_000, "{size} bytes of names echoed");
     }
 
     #[test]

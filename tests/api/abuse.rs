@@ -20,7 +20,8 @@ async fn a_look_alike_address_cannot_squat_the_real_one(backend: Backend) {
         StatusCode::CREATED
     );
 
-    // The owner registers their own address: not 409, a fresh start.
+    // The owner registers their own address: not 409, a fresh code, sent to
+    // the canonical spelling (the owner's), not the look-alike.
     let r = app
         .post_json(
             "/account/register",
@@ -32,30 +33,44 @@ async fn a_look_alike_address_cannot_squat_the_real_one(backend: Backend) {
     assert_eq!(b["user"]["email"], "kate@example.com");
     assert_eq!(b["activation_required"], true);
     let (text, _) = mail.wait_for("kate@example.com", "activation code").await;
-    let code = code_in(&text);
-
-    // The owner's code activates the account; the owner's password logs in,
-    // the squatter's does not.
     let r = app
         .post_json(
             "/account/activate",
-            &json!({"email": "KATE@example.com", "code": code}),
+            &json!({"email": "KATE@example.com", "code": code_in(&text)}),
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_error(
-        app.password_grant("kate@example.com", PASSWORD).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
-    let r = app.password_grant("kate@example.com", OTHER_PASSWORD).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    // Every spelling logs into the one account.
-    let r = app.password_grant(squatter, OTHER_PASSWORD).await;
-    assert_eq!(r.status(), StatusCode::OK);
 
-    // Now it is taken, in any spelling.
+    // A contested registration keeps no password: not the squatter's, not
+    // even the owner's; the owner chooses one through the mailed link.
+    for pw in [PASSWORD, OTHER_PASSWORD] {
+        assert_error(
+            app.password_grant("kate@example.com", pw).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    let (text, _) = mail
+        .wait_for("kate@example.com", "Choose your password")
+        .await;
+    let token = crate::email::reset_token(&text);
+    let r = app
+        .post_json(
+            "/account/password/reset",
+            &json!({"token": token, "password": "bright-Canyon-pillar-31"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app
+        .password_grant("kate@example.com", "bright-Canyon-pillar-31")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Every spelling is the one account, now taken.
+    let r = app
+        .password_grant(squatter, "bright-Canyon-pillar-31")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
     for spelling in ["kate@example.com", squatter, "\u{FF4B}ate@example.com"] {
         assert_error(
             app.register(spelling, json!({})).await,
@@ -66,6 +81,63 @@ async fn a_look_alike_address_cannot_squat_the_real_one(backend: Backend) {
     }
 }
 both!(a_look_alike_address_cannot_squat_the_real_one);
+
+async fn registering_over_a_pending_account_cannot_take_it_over(backend: Backend) {
+    let app = TestApp::spawn_with_mail(backend, "").await;
+    let mail = app.mail.as_ref().expect("sink");
+    // The victim registers; before they activate, an attacker registers the
+    // same address in another spelling with a password of their own.
+    app.register("victim@example.com", json!({})).await;
+    mail.wait_for("victim@example.com", "activation code").await;
+    let r = app
+        .post_json(
+            "/account/register",
+            &json!({"email": "Victim@Example.com", "password": OTHER_PASSWORD, "given_name": "Mallory"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    mail.wait_count(2).await;
+    // The victim enters the newest code in their mailbox.
+    let (text, _) = mail.wait_for("victim@example.com", "activation code").await;
+    let r = app
+        .post_json(
+            "/account/activate",
+            &json!({"email": "victim@example.com", "code": code_in(&text)}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let b: Value = r.json().await.expect("json");
+    assert_ne!(
+        b["user"]["given_name"], "Mallory",
+        "the profile is not the attacker's"
+    );
+    // The attacker's password gets nothing.
+    assert_error(
+        app.password_grant("victim@example.com", OTHER_PASSWORD)
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    // The victim chooses a password through their own mailbox.
+    let (text, _) = mail
+        .wait_for("victim@example.com", "Choose your password")
+        .await;
+    let r = app
+        .post_json(
+            "/account/password/reset",
+            &json!({"token": crate::email::reset_token(&text), "password": "bright-Canyon-pillar-31"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.password_grant("victim@example.com", "bright-Canyon-pillar-31")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+both!(registering_over_a_pending_account_cannot_take_it_over);
 
 async fn unactivated_accounts_are_swept(backend: Backend) {
     let app = TestApp::spawn(backend).await;
