@@ -13,6 +13,7 @@ mod m20261123_000006_server_secrets;
 mod m20261201_000007_signing_keys_published_until;
 mod m20261201_000008_one_code_per_kind;
 mod m20261201_000009_login_sources;
+mod m20261201_000010_canonical_logins;
 
 /// Every migration, in the order they apply.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_signing_keys_published_until::Migration),
             Box::new(m20261201_000008_one_code_per_kind::Migration),
             Box::new(m20261201_000009_login_sources::Migration),
+            Box::new(m20261201_000010_canonical_logins::Migration),
         ]
     }
 }

@@ -484,3 +484,56 @@ async fn one_refusing_recipient_does_not_jam_the_mail(backend: Backend) {
     assert!(metrics.contains("gatehouse_mail_queue_depth"));
 }
 both!(one_refusing_recipient_does_not_jam_the_mail);
+
+async fn accounts_stored_before_canonical_keys_are_found_after_the_upgrade(backend: Backend) {
+    use migration::MigratorTrait as _;
+    use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _};
+    let db = std::sync::Arc::new(crate::helpers::TestDb::new(backend).await);
+    // The schema as the previous release left it, and an account it wrote:
+    // an address with the "ﬁ" ligature, keyed only lower-cased.
+    {
+        let conn = sea_orm::Database::connect(&db.url).await.expect("connect");
+        migration::Migrator::up(&conn, Some(9))
+            .await
+            .expect("old schema");
+        let now = gatehouse::clock::Clock::default().now();
+        gatehouse::entity::users::Model {
+            id: uuid::Uuid::new_v4(),
+            email: "\u{FB01}ona@example.com".into(),
+            email_normalized: "\u{FB01}ona@example.com".into(),
+            username: None,
+            username_normalized: None,
+            password_hash: "!".into(),
+            given_name: None,
+            family_name: None,
+            phone_number: None,
+            email_verified: true,
+            activated: true,
+            disabled: false,
+            roles: String::new(),
+            created_at: now,
+            updated_at: now,
+        }
+        .into_active_model()
+        .insert(&conn)
+        .await
+        .expect("old row");
+        conn.close().await.expect("close");
+    }
+    // The new release migrates at start.
+    let app = TestApp::spawn_on(db, "", None).await;
+    assert!(
+        gatehouse::accounts::store::find_by_email(&app.state.db, "fiona@example.com")
+            .await
+            .expect("query")
+            .is_some(),
+        "found under its canonical form"
+    );
+    assert_error(
+        app.register("fiona@example.com", json!({})).await,
+        StatusCode::CONFLICT,
+        "email_taken",
+    )
+    .await;
+}
+both!(accounts_stored_before_canonical_keys_are_found_after_the_upgrade);
