@@ -105,6 +105,9 @@ impl ServerSettings {
     pub fn client_of(&self, ip: IpAddr) -> IpAddr {
         match ip {
             IpAddr::V4(_) => ip,
+            // 100::/64 (RFC 6666) holds the opaque stand-ins for garbled
+            // X-Forwarded-For hops: each is a client of its own.
+            IpAddr::V6(v6) if v6.segments()[..4] == [0x100, 0, 0, 0] => ip,
             IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, self.ipv6_prefix)
                 .map_or(ip, |net| IpAddr::V6(net.network())),
         }
@@ -369,9 +372,9 @@ pub struct RateLimitSettings {
     pub forgot_per_ip: Rate,
     /// Forgot-password requests per email.
     pub forgot_per_email: Rate,
-    /// Failed activation attempts per account.
+    /// Failed activation attempts per (account, client).
     pub activation_per_account: Rate,
-    /// Activation resends per email.
+    /// Activation resends per (email, client).
     pub resend_per_email: Rate,
     /// Failed activation attempts per client, all accounts.
     pub activation_per_ip: Rate,

@@ -269,7 +269,7 @@ impl Accounts {
     }
 
     /// Activates an account with its emailed code. Wrong tries are limited
-    /// per account (`rate_limits.activation_per_account`); an attempt is
+    /// per client, deployment-wide and per (account, client); an attempt is
     /// reserved first so that parallel guesses cannot pass the limit.
     pub async fn activate(&self, email: &str, code: &str, ip: IpAddr) -> Result<users::Model> {
         self.limits
@@ -277,17 +277,24 @@ impl Accounts {
             .await?;
         let email = Email::parse(email).map_err(|p| Error::field("email", p))?;
         let user = store::find_by_email(&self.db, email.as_str()).await?;
-        let account = user
-            .as_ref()
-            .map_or_else(|| email.normalized(), |u| u.id.to_string());
-        // Failed tries are counted per client, across the deployment and per
-        // account, in that order (a stranger's tries stop at their own
-        // budget first); a success gives its try back.
+        // Failed tries are counted per client, across the deployment, and
+        // per (account, client), in that order; a success gives its try
+        // back. Per (account, client), not per account: a stranger's wrong
+        // tries must not lock the owner's right code out (the code itself
+        // dies after five wrong tries, which bounds guessing it). The
+        // deployment-wide ceiling counts only tries at pending accounts, so
+        // tries at made-up addresses cannot spend it for everyone.
         let ip_key = ip.to_string();
+        let account = format!(
+            "{}|{ip_key}",
+            user.as_ref()
+                .map_or_else(|| email.normalized(), |u| u.id.to_string())
+        );
+        let global = user.as_ref().is_some_and(|u| !u.activated);
         self.limits
             .check(LimitKind::ActivationPerIp, &ip_key)
             .await?;
-        if let Err(e) = self.limits.check(LimitKind::ActivationGlobal, "all").await {
+        if global && let Err(e) = self.limits.check(LimitKind::ActivationGlobal, "all").await {
             self.limits
                 .refund(LimitKind::ActivationPerIp, &ip_key)
                 .await;
@@ -301,7 +308,9 @@ impl Accounts {
             self.limits
                 .refund(LimitKind::ActivationPerIp, &ip_key)
                 .await;
-            self.limits.refund(LimitKind::ActivationGlobal, "all").await;
+            if global {
+                self.limits.refund(LimitKind::ActivationGlobal, "all").await;
+            }
             return Err(e);
         }
         let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
@@ -356,7 +365,9 @@ impl Accounts {
         self.limits
             .refund(LimitKind::ActivationPerIp, &ip_key)
             .await;
-        self.limits.refund(LimitKind::ActivationGlobal, "all").await;
+        if global {
+            self.limits.refund(LimitKind::ActivationGlobal, "all").await;
+        }
         tracing::info!(user.id = %user.id, "account activated");
         store::find_by_id(&self.db, user.id)
             .await?
@@ -372,8 +383,13 @@ impl Accounts {
         let Ok(email) = Email::parse(email) else {
             return Ok(());
         };
+        // Per (email, client): a stranger spending it cannot keep the
+        // owner from asking for a new code.
         self.limits
-            .check(LimitKind::ResendPerEmail, &email.normalized())
+            .check(
+                LimitKind::ResendPerEmail,
+                &format!("{}|{ip}", email.normalized()),
+            )
             .await?;
         let Some(user) = store::find_by_email(&self.db, email.as_str()).await? else {
             return Ok(());

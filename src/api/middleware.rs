@@ -47,26 +47,44 @@ fn resolve_ip(req: &Request, state: &AppState) -> IpAddr {
     if !settings.server.is_trusted_proxy(peer) {
         return peer;
     }
-    let hops: Vec<&str> = req
+    let hops: Vec<&[u8]> = req
         .headers()
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|line| line.split(','))
+        .flat_map(|line| line.as_bytes().split(|&b| b == b','))
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
-                client = ip.to_canonical();
-                if !settings.server.is_trusted_proxy(client) {
-                    break;
-                }
-            }
-            Err(_) => break,
+        client = hop_address(hop);
+        if !settings.server.is_trusted_proxy(client) {
+            break;
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` hop: an address, an `address:port` or
+/// `[v6]:port`, or, when it is neither, an opaque client of its own (an
+/// address in the IPv6 discard prefix 100::/64, RFC 6666, derived from the
+/// hop's bytes), so that a garbled hop never falls back to the proxy's own
+/// address and its budget.
+fn hop_address(hop: &[u8]) -> IpAddr {
+    let text = std::str::from_utf8(hop).map(str::trim).unwrap_or_default();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return ip.to_canonical();
+    }
+    if let Ok(sock) = text.parse::<std::net::SocketAddr>() {
+        return sock.ip().to_canonical();
+    }
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static KEY: std::sync::LazyLock<std::hash::RandomState> =
+        std::sync::LazyLock::new(std::hash::RandomState::new);
+    let mut h = KEY.build_hasher();
+    h.write(hop.trim_ascii());
+    IpAddr::V6(
+        std::net::Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0)
+            | std::net::Ipv6Addr::from(u128::from(h.finish())),
+    )
 }
 
 /// Content-Security-Policy: nothing for the API; Swagger UI's inline

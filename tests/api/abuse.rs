@@ -537,3 +537,73 @@ async fn accounts_stored_before_canonical_keys_are_found_after_the_upgrade(backe
     .await;
 }
 both!(accounts_stored_before_canonical_keys_are_found_after_the_upgrade);
+
+async fn a_strangers_wrong_codes_do_not_lock_the_owner_out(backend: Backend) {
+    let app = TestApp::spawn_with_mail(
+        backend,
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[rate_limits]\nactivation_per_account = \"3/10m\"\n",
+    )
+    .await;
+    let mail = app.mail.as_ref().expect("sink");
+    app.register("owner@example.com", json!({})).await;
+    let (text, _) = mail.wait_for("owner@example.com", "activation code").await;
+    let code = code_in(&text);
+    let from = |ip: &'static str, code: String| {
+        let (http, url) = (app.http.clone(), app.url("/account/activate"));
+        async move {
+            http.post(url)
+                .header("x-forwarded-for", ip)
+                .json(&json!({"email": "owner@example.com", "code": code}))
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    for i in 0..3 {
+        let r = from("203.0.113.66", wrong(&code, i)).await;
+        assert_error(r, StatusCode::BAD_REQUEST, "invalid_code").await;
+    }
+    let r = from("203.0.113.66", wrong(&code, 3)).await;
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // The owner, elsewhere, with the right code.
+    let r = from("192.0.2.20", code).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+both!(a_strangers_wrong_codes_do_not_lock_the_owner_out);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbled_or_ported_forwarded_hops_never_borrow_the_proxys_budget() {
+    let app = TestApp::spawn_with(Backend::Sqlite, BEHIND_PROXY).await;
+    // A proxy writing address:port: the client is the address.
+    for _ in 0..2 {
+        assert_eq!(
+            grant_with_forwarded(&app, &["203.0.113.7:5555"]).await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        grant_with_forwarded(&app, &["203.0.113.7:6666"]).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the port is not part of the client"
+    );
+    // Garbage where an address should be is a client of its own, not the
+    // proxy (whose budget stays whole for the clients it names).
+    for _ in 0..2 {
+        assert_eq!(
+            grant_with_forwarded(&app, &["not-an-address"]).await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        grant_with_forwarded(&app, &["not-an-address"]).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        grant_with_forwarded(&app, &["198.51.100.23"]).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        grant_with_forwarded(&app, &["[2001:db8:9::1]:443"]).await,
+        StatusCode::BAD_REQUEST
+    );
+}
