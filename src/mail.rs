@@ -116,48 +116,67 @@ impl Mailer {
     /// sent on activation.
     pub fn send_choose_password(&self, to: &str, link: &str, ttl: Duration) {
         let p = &self.product;
-        let minutes = ttl.as_secs().div_ceil(60);
-        let text = format!(
-            "Your {p} account is active.\n\n\
-             This address was registered more than once before it was activated, so no \
-             password chosen then is kept. Choose your password with this link \
-             (valid for {minutes} minutes, once):\n{link}\n"
+        self.send_link(
+            to,
+            format!("Choose your {p} password"),
+            [
+                format!("Your {p} account is active."),
+                "This address was registered more than once before it was activated, \
+                 so no password chosen then is kept."
+                    .to_owned(),
+            ],
+            ("Choose your password", link, ttl),
+            None,
         );
-        let html = format!(
-            "<p>Your {p} account is active.</p>\
-             <p>This address was registered more than once before it was activated, so no \
-             password chosen then is kept.</p>\
-             <p><a href=\"{l}\">Choose your password</a> (valid for {minutes} minutes, once).</p>",
-            p = html_escape(p),
-            l = html_escape(link)
-        );
-        self.send(Mail {
-            to: to.into(),
-            subject: format!("Choose your {p} password"),
-            text,
-            html,
-        });
     }
 
     /// Queues the password-reset email.
     pub fn send_reset(&self, to: &str, link: &str, ttl: Duration) {
         let p = &self.product;
+        self.send_link(
+            to,
+            format!("Reset your {p} password"),
+            [
+                format!("Someone asked to reset the password of your {p} account."),
+                String::new(),
+            ],
+            ("Choose a new password", link, ttl),
+            Some("If it was not you, ignore this email: your password stays as it is."),
+        );
+    }
+
+    /// A mail around one single-use link: paragraphs, the link (label,
+    /// address, lifetime), and a closing line.
+    fn send_link(
+        &self,
+        to: &str,
+        subject: String,
+        intro: [String; 2],
+        (label, link, ttl): (&str, &str, Duration),
+        outro: Option<&str>,
+    ) {
         let minutes = ttl.as_secs().div_ceil(60);
-        let text = format!(
-            "Someone asked to reset the password of your {p} account.\n\n\
-             To choose a new password, open this link (valid for {minutes} minutes, once):\n{link}\n\n\
-             If it was not you, ignore this email: your password stays as it is.\n"
-        );
-        let html = format!(
-            "<p>Someone asked to reset the password of your {p} account.</p>\
-             <p><a href=\"{l}\">Choose a new password</a> (valid for {minutes} minutes, once).</p>\
-             <p>If it was not you, ignore this email: your password stays as it is.</p>",
-            p = html_escape(p),
-            l = html_escape(link)
-        );
+        let intro: Vec<&String> = intro.iter().filter(|l| !l.is_empty()).collect();
+        let mut text = String::new();
+        let mut html = String::new();
+        for line in &intro {
+            text.push_str(&format!("{line}\n\n"));
+            html.push_str(&format!("<p>{}</p>", html_escape(line)));
+        }
+        text.push_str(&format!(
+            "{label} with this link (valid for {minutes} minutes, once):\n{link}\n"
+        ));
+        html.push_str(&format!(
+            "<p><a href=\"{}\">{label}</a> (valid for {minutes} minutes, once).</p>",
+            html_escape(link)
+        ));
+        if let Some(outro) = outro {
+            text.push_str(&format!("\n{outro}\n"));
+            html.push_str(&format!("<p>{}</p>", html_escape(outro)));
+        }
         self.send(Mail {
             to: to.into(),
-            subject: format!("Reset your {p} password"),
+            subject,
             text,
             html,
         });
