@@ -80,6 +80,12 @@ impl Error {
     }
 }
 
+impl From<crate::scope::UnknownScope> for Error {
+    fn from(e: crate::scope::UnknownScope) -> Self {
+        Error::InvalidScope(e.to_string())
+    }
+}
+
 impl From<sea_orm::DbErr> for Error {
     fn from(e: sea_orm::DbErr) -> Self {
         if crate::db::is_unavailable(&e) {

@@ -3,7 +3,15 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::error::{Error, Result};
+/// A scope Gatehouse does not know (RFC 6749 §5.2 `invalid_scope`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownScope(pub String);
+
+impl fmt::Display for UnknownScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown scope `{}`", self.0)
+    }
+}
 
 /// Every scope Gatehouse grants.
 pub const SUPPORTED: &[&str] = &["openid", "profile", "email", "phone", "offline_access"];
@@ -14,7 +22,7 @@ pub struct Scope(BTreeSet<&'static str>);
 
 impl Scope {
     /// Parses a scope string; an unknown scope is `invalid_scope`.
-    pub fn parse(raw: &str) -> Result<Self> {
+    pub fn parse(raw: &str) -> Result<Self, UnknownScope> {
         let mut set = BTreeSet::new();
         for item in raw.split(' ').filter(|s| !s.is_empty()) {
             match SUPPORTED.iter().find(|s| **s == item) {
@@ -22,8 +30,7 @@ impl Scope {
                     set.insert(*s);
                 }
                 None => {
-                    let shown: String = item.chars().take(40).collect();
-                    return Err(Error::InvalidScope(format!("unknown scope `{shown}`")));
+                    return Err(UnknownScope(item.chars().take(40).collect()));
                 }
             }
         }

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use super::ApiTags;
 use super::auth::AccessToken;
 use super::error::ApiError;
-use super::payload::{Json, StrictJson};
+use super::json::Json;
+use super::payload::StrictJson;
 use super::types::{TokenResponse, User};
 use crate::accounts::{Patch, ProfileChange, Registration};
 use crate::app::AppState;
@@ -198,7 +199,8 @@ impl AccountApi {
             .await?;
         let tokens = match client {
             Some(client) if !registered.activation_required => {
-                let scope = crate::scope::Scope::parse(&settings.tokens.default_scope)?;
+                let scope = crate::scope::Scope::parse(&settings.tokens.default_scope)
+                    .map_err(crate::error::Error::from)?;
                 Some(
                     state
                         .tokens

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Payload;
 
-use super::payload::Json;
+use super::json::Json;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi};

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::payload::Json;
+use super::json::Json;
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use poem_openapi::{ApiResponse, Object};

@@ -10,6 +10,7 @@ pub mod account;
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod json;
 pub mod middleware;
 pub mod oauth;
 pub mod ops;

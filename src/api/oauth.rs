@@ -9,7 +9,8 @@ use serde::Deserialize;
 use super::ApiTags;
 use super::auth::AccessToken;
 use super::error::ApiError;
-use super::payload::{Json, StrictForm, StrictJson};
+use super::json::Json;
+use super::payload::{StrictForm, StrictJson};
 use super::types::TokenResponse;
 use crate::app::AppState;
 use crate::clients::{self, Credentials};
@@ -380,7 +381,7 @@ impl OAuthApi {
 
 async fn userinfo(state: &AppState, auth: &AccessToken) -> Result<Json<UserInfo>, ApiError> {
     let claims = state.tokens.verify_access(auth.token()).await?;
-    let scope = crate::scope::Scope::parse(&claims.scope)?;
+    let scope = crate::scope::Scope::parse(&claims.scope).map_err(Error::from)?;
     // OIDC Core §5.3: userinfo is for tokens of an OpenID request.
     if !scope.has("openid") {
         return Err(Error::InsufficientScope("openid".into()).into());

@@ -3,7 +3,7 @@
 use poem::web::Data;
 use poem_openapi::payload::PlainText;
 
-use super::payload::Json;
+use super::json::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;

@@ -9,18 +9,16 @@
 //! the spec still comes from the type's `Object` derive.
 
 use poem::{FromRequest, IntoResponse, Request, RequestBody};
-use poem_openapi::ApiResponse;
 use poem_openapi::payload::{ParsePayload, Payload};
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
-use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::error::{Error, FieldErrors};
 
-/// The media types bodies come in, as the spec names them. Requests are
-/// matched case-insensitively with parameters ignored (`normalize` below).
-pub const JSON: &str = "application/json";
+pub use super::json::JSON;
+
 /// Form-encoded bodies (RFC 6749 §4.3.2 and friends).
 pub const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -302,60 +300,6 @@ impl<T: Type + DeserializeOwned> ParsePayload for StrictForm<T> {
 }
 
 poem_openapi::impl_apirequest_for_payload!(StrictForm<T>, T: Type + DeserializeOwned);
-
-/// A JSON response body, named `application/json` in the spec (poem-
-/// openapi's own names `application/json; charset=utf-8`, a key clients'
-/// code generators do not expect; JSON is UTF-8 by definition, RFC 8259 §8.1).
-#[derive(Debug, Clone)]
-pub struct Json<T>(pub T);
-
-impl<T> std::ops::Deref for Json<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T: Type> Payload for Json<T> {
-    const CONTENT_TYPE: &'static str = JSON;
-
-    fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-}
-
-impl<T: ToJSON> IntoResponse for Json<T> {
-    fn into_response(self) -> poem::Response {
-        let body = self.0.to_json().unwrap_or_default().to_string();
-        poem::Response::builder().content_type(JSON).body(body)
-    }
-}
-
-impl<T: ToJSON> ApiResponse for Json<T> {
-    fn meta() -> MetaResponses {
-        MetaResponses {
-            responses: vec![MetaResponse {
-                description: "",
-                status: Some(200),
-                status_range: None,
-                content: vec![MetaMediaType {
-                    content_type: JSON,
-                    schema: T::schema_ref(),
-                }],
-                headers: vec![],
-            }],
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-}
 
 #[cfg(test)]
 mod tests {
