@@ -94,7 +94,8 @@ server_env=(
   GATEHOUSE_LOG__LEVEL=warn
 )
 for key in login_per_ip login_failures_per_account_ip login_failures_per_account \
-  register_per_ip forgot_per_ip forgot_per_email activation_per_account resend_per_email; do
+  register_per_ip forgot_per_ip forgot_per_email activation_per_account resend_per_email \
+  activation_per_ip activation_global unauthenticated_per_ip; do
   server_env+=("GATEHOUSE_RATE_LIMITS__${key^^}=100000/1s")
 done
 
