@@ -241,8 +241,11 @@ impl Accounts {
                     settings.accounts.activation_ttl,
                 );
                 tracing::info!(user.id = %contested.id, "registration contested: code re-sent, password to be chosen after activation");
+                // The answer shows what this registrant sent, as for a new
+                // account: never the pending account's id or profile, which
+                // may be someone else's.
                 return Ok(Registered {
-                    user: contested,
+                    user,
                     activation_required: true,
                 });
             }

@@ -87,7 +87,14 @@ async fn registering_over_a_pending_account_cannot_take_it_over(backend: Backend
     let mail = app.mail.as_ref().expect("sink");
     // The victim registers; before they activate, an attacker registers the
     // same address in another spelling with a password of their own.
-    app.register("victim@example.com", json!({})).await;
+    let r = app
+        .register(
+            "victim@example.com",
+            json!({"phone_number": "+14155550123"}),
+        )
+        .await;
+    let b: Value = r.json().await.expect("json");
+    let victim_id = b["user"]["id"].clone();
     mail.wait_for("victim@example.com", "activation code").await;
     let r = app
         .post_json(
@@ -96,6 +103,12 @@ async fn registering_over_a_pending_account_cannot_take_it_over(backend: Backend
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
+    let b: Value = r.json().await.expect("json");
+    assert_eq!(
+        b["user"]["given_name"], "Mallory",
+        "the attacker sees only what they sent"
+    );
+    assert_ne!(b["user"]["id"], victim_id, "not the pending account's id");
     mail.wait_count(2).await;
     // The victim enters the newest code in their mailbox.
     let (text, _) = mail.wait_for("victim@example.com", "activation code").await;
