@@ -52,7 +52,7 @@ pub fn zero_counters(limits: &[&'static str]) {
         (
             "gatehouse_redis_errors_total",
             "op",
-            &["deny", "deny_check", "rate_limit"][..],
+            &["rate_limit"][..],
         ),
         (
             "gatehouse_tokens_issued_total",
