@@ -49,11 +49,7 @@ pub fn zero_counters(limits: &[&'static str]) {
             "result",
             &["sent", "failed", "dropped"][..],
         ),
-        (
-            "gatehouse_redis_errors_total",
-            "op",
-            &["rate_limit"][..],
-        ),
+        ("gatehouse_redis_errors_total", "op", &["rate_limit"][..]),
         (
             "gatehouse_tokens_issued_total",
             "grant",
