@@ -147,7 +147,6 @@ impl AppState {
             limits.clone(),
             mailer,
             captcha,
-            tokens.clone(),
         );
         Ok(Self {
             live,

@@ -19,7 +19,6 @@ use crate::limits::{LimitKind, Limiter};
 use crate::mail::Mailer;
 use crate::passwords::{Hasher, Password, Verified};
 use crate::secrets::ServerKey;
-use crate::tokens::Tokens;
 use fields::{Email, Problems, Username, parse_name, parse_phone};
 
 /// The roles of `user`, e.g. `["admin"]`.
@@ -91,7 +90,6 @@ pub struct Accounts {
     limits: Limiter,
     mailer: Mailer,
     captcha: Captcha,
-    tokens: Tokens,
     writes: crate::db::WriteGate,
 }
 
@@ -110,7 +108,6 @@ impl Accounts {
         limits: Limiter,
         mailer: Mailer,
         captcha: Captcha,
-        tokens: Tokens,
     ) -> Self {
         Self {
             writes: crate::db::WriteGate::for_db(&db),
@@ -122,7 +119,6 @@ impl Accounts {
             limits,
             mailer,
             captcha,
-            tokens,
         }
     }
 
@@ -698,11 +694,6 @@ impl Accounts {
         store::find_by_id(&self.db, user.id)
             .await?
             .ok_or_else(|| Error::internal("user vanished"))
-    }
-
-    /// The token service (for revoking sessions from account flows).
-    pub fn tokens(&self) -> &Tokens {
-        &self.tokens
     }
 }
 

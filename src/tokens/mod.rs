@@ -877,12 +877,6 @@ impl Tokens {
         Ok(Introspection::default())
     }
 
-    /// Revokes all of a user's refresh tokens except `keep_family`'s
-    /// (password change keeps the caller's session; reset keeps none).
-    pub async fn revoke_user_sessions(&self, user: Uuid, keep_family: Option<Uuid>) -> Result<u64> {
-        Ok(store::revoke_user(&self.db, user, keep_family, self.clock.now()).await?)
-    }
-
     /// Deletes expired refresh tokens and deny-list rows.
     pub async fn sweep(&self) -> Result<u64> {
         let now = self.clock.now();
