@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,7 +15,6 @@ use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 
 use crate::accounts::Accounts;
-use crate::api::discovery::DiscoveryDocument;
 use crate::captcha::Captcha;
 use crate::clock::Clock;
 use crate::config::{LiveSettings, Settings};
@@ -50,8 +49,6 @@ pub struct AppState {
     pub limits: Limiter,
     /// Prometheus recorder handle (process-wide).
     pub metrics: PrometheusHandle,
-    /// Discovery document, built once.
-    pub discovery: Arc<DiscoveryDocument>,
 }
 
 /// The process-wide Prometheus recorder.
@@ -117,10 +114,6 @@ impl AppState {
         let hasher = Hasher::new(&settings.password_hash).await?;
         let mailer = Mailer::start(&settings.mail, shutdown.clone())?;
         let captcha = Captcha::new(settings.captcha.clone())?;
-        let discovery = Arc::new(DiscoveryDocument::new(
-            &settings.server.public_url,
-            crate::clients::grant_types_in_use(&settings),
-        ));
         let live = LiveSettings::new(settings);
         let prefix = live.get().redis.prefix.clone();
         let limits = match &redis {
@@ -158,7 +151,6 @@ impl AppState {
             accounts,
             limits,
             metrics,
-            discovery,
         })
     }
 

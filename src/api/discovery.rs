@@ -185,6 +185,13 @@ impl DiscoveryApi {
         operation_id = "get_openid_configuration"
     )]
     async fn discovery(&self, state: Data<&AppState>) -> Json<DiscoveryDocument> {
-        Json(state.discovery.as_ref().clone())
+        // Built per request from the settings (the issuer and the clients
+        // are cold, so it never changes under a running server): the app's
+        // state stays free of HTTP types.
+        let settings = state.live.get();
+        Json(DiscoveryDocument::new(
+            &settings.server.public_url,
+            crate::clients::grant_types_in_use(&settings),
+        ))
     }
 }
