@@ -655,6 +655,14 @@ impl Settings {
             .unwrap_or_else(|| format!("{}/password/reset", self.server.public_url))
     }
 
+    /// The single-use link mailed for `token`: the reset page with
+    /// `token=` appended to its query.
+    pub fn reset_link(&self, token: &str) -> String {
+        let url = self.reset_url();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}token={token}")
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
         if self.server.public_url.ends_with('/') {

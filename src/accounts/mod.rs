@@ -350,13 +350,8 @@ impl Accounts {
         };
         txn.commit().await?;
         if let Some((token, ttl)) = choose {
-            let reset_url = self.live.get().reset_url();
-            let sep = if reset_url.contains('?') { '&' } else { '?' };
-            self.mailer.send_choose_password(
-                &user.email,
-                &format!("{reset_url}{sep}token={token}"),
-                ttl,
-            );
+            let link = self.live.get().reset_link(&token);
+            self.mailer.send_choose_password(&user.email, &link, ttl);
         }
         self.limits
             .refund(LimitKind::ActivationPerAccount, &account)
@@ -439,10 +434,8 @@ impl Accounts {
             chrono_duration(ttl),
         )
         .await?;
-        let reset_url = settings.reset_url();
-        let sep = if reset_url.contains('?') { '&' } else { '?' };
-        let link = format!("{reset_url}{sep}token={token}");
-        self.mailer.send_reset(&user.email, &link, ttl);
+        self.mailer
+            .send_reset(&user.email, &settings.reset_link(&token), ttl);
         Ok(())
     }
 

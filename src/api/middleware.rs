@@ -38,12 +38,11 @@ pub fn cors(origins: &[String]) -> Option<Cors> {
 /// trusted proxy. Every header line counts, in order (a proxy may append a
 /// line of its own rather than extend the first, RFC 9110 §5.3), so a value
 /// the client forged at the left never wins over what the proxies added.
-fn resolve_ip(req: &Request, state: &AppState) -> IpAddr {
+fn resolve_ip(req: &Request, settings: &crate::config::Settings) -> IpAddr {
     let peer = req
         .remote_addr()
         .as_socket_addr()
         .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip().to_canonical());
-    let settings = state.live.get();
     if !settings.server.is_trusted_proxy(peer) {
         return peer;
     }
@@ -141,8 +140,10 @@ pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Res
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let (ip, client) = match req.data::<AppState>() {
         Some(state) => {
-            let ip = resolve_ip(&req, state);
-            (ip, state.live.get().server.client_of(ip))
+            // One settings snapshot for both.
+            let settings = state.live.get();
+            let ip = resolve_ip(&req, &settings);
+            (ip, settings.server.client_of(ip))
         }
         None => (IpAddr::from([0, 0, 0, 0]), IpAddr::from([0, 0, 0, 0])),
     };
