@@ -78,36 +78,40 @@ fn tokens(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("tokens");
     g.bench_function(
-        "issue_new_family_without_openid (1 RSA signature + 1 insert)",
+        "start_session_without_openid (1 RSA signature + 1 insert)",
         |b| {
             b.to_async(&rt).iter(|| async {
                 state
-                    .tokens
-                    .issue_new_family(&user, &client, &no_openid)
+                    .oauth
+                    .start_session(&user, &client, &no_openid, Default::default())
                     .await
                     .expect("issue")
             })
         },
     );
     g.bench_function(
-        "issue_new_family_with_openid (2 RSA signatures + 1 insert)",
+        "start_session_with_openid (2 RSA signatures + 1 insert)",
         |b| {
             b.to_async(&rt).iter(|| async {
                 state
-                    .tokens
-                    .issue_new_family(&user, &client, &with_openid)
+                    .oauth
+                    .start_session(&user, &client, &with_openid, Default::default())
                     .await
                     .expect("issue")
             })
         },
     );
     let set = rt
-        .block_on(state.tokens.issue_new_family(&user, &client, &no_openid))
+        .block_on(
+            state
+                .oauth
+                .start_session(&user, &client, &no_openid, Default::default()),
+        )
         .expect("issue");
     g.bench_function("verify_access (RS256 verify + deny-list check)", |b| {
         b.to_async(&rt).iter(|| async {
             state
-                .tokens
+                .oauth
                 .verify_access(&set.access_token)
                 .await
                 .expect("verify")
@@ -118,12 +122,17 @@ fn tokens(c: &mut Criterion) {
         |b| {
             b.iter_batched(
                 || {
-                    rt.block_on(state.tokens.issue_new_family(&user, &client, &no_openid))
-                        .expect("issue")
-                        .refresh_token
+                    rt.block_on(state.oauth.start_session(
+                        &user,
+                        &client,
+                        &no_openid,
+                        Default::default(),
+                    ))
+                    .expect("issue")
+                    .refresh_token
                 },
                 |rt_token| {
-                    rt.block_on(state.tokens.refresh_grant(
+                    rt.block_on(state.oauth.refresh_grant(
                         &client,
                         &rt_token,
                         None,

@@ -21,9 +21,11 @@ use crate::config::{LiveSettings, Settings};
 use crate::keys::KeyRing;
 use crate::limits::Limiter;
 use crate::mail::Mailer;
+use crate::oauth::OAuth;
 use crate::passwords::Hasher;
 use crate::sealing::Sealer;
 use crate::secrets::ServerKey;
+use crate::sessions::Sessions;
 use crate::shutdown::{self, Shutdown, Trigger};
 use crate::tokens::Tokens;
 use crate::tokens::denylist::DenyList;
@@ -41,8 +43,8 @@ pub struct AppState {
     pub redis: Option<ConnectionManager>,
     /// Signing keys; reloaded from the database every 30 s.
     pub keys: KeyRing,
-    /// Token service.
-    pub tokens: Tokens,
+    /// OAuth use cases: grants, revocation, introspection, bearer checks.
+    pub oauth: OAuth,
     /// Account service.
     pub accounts: Accounts,
     /// Rate limiter.
@@ -121,16 +123,8 @@ impl AppState {
             None => Limiter::memory(live.clone(), clock.clone()),
         };
         let deny = DenyList::new(db.clone());
-        let tokens = Tokens::new(
-            db.clone(),
-            keys.clone(),
-            live.clone(),
-            clock.clone(),
-            server_key.clone(),
-            deny,
-            hasher.clone(),
-            limits.clone(),
-        )?;
+        let tokens = Tokens::new(keys.clone(), live.clone(), clock.clone(), deny)?;
+        let sessions = Sessions::new(db.clone(), live.clone(), clock.clone(), server_key.clone());
         let accounts = Accounts::new(
             db.clone(),
             live.clone(),
@@ -141,13 +135,22 @@ impl AppState {
             mailer,
             captcha,
         );
+        let oauth = OAuth::new(
+            db.clone(),
+            accounts.clone(),
+            sessions,
+            tokens,
+            limits.clone(),
+            live.clone(),
+            clock.clone(),
+        );
         Ok(Self {
             live,
             clock,
             db,
             redis,
             keys,
-            tokens,
+            oauth,
             accounts,
             limits,
             metrics,
@@ -313,7 +316,7 @@ fn spawn_background(state: AppState, shutdown: Shutdown) {
             tokio::select! {
                 _ = every.tick() => {
                     state.limits.sweep();
-                    match state.tokens.sweep().await {
+                    match state.oauth.sweep().await {
                         Ok(n) if n > 0 => tracing::info!(rows = n, "swept expired tokens"),
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "sweeping expired tokens failed"),
@@ -328,7 +331,7 @@ fn spawn_background(state: AppState, shutdown: Shutdown) {
                         tracing::warn!(error = %e, "sweeping unactivated accounts failed");
                     }
                     let forget_before =
-                        now - crate::clock::chrono_duration(crate::tokens::KNOWN_SOURCE_FOR);
+                        now - crate::clock::chrono_duration(crate::accounts::KNOWN_SOURCE_FOR);
                     if let Err(e) =
                         crate::accounts::store::forget_sources(&state.db, forget_before).await
                     {

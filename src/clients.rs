@@ -1,6 +1,9 @@
 //! OAuth client identification (RFC 6749 §2.3): public clients by
 //! `client_id`, confidential ones by HTTP Basic or `client_secret`.
-//! With no `[[clients]]` configured, any client id (or none) is public.
+//! With no `[[clients]]` configured, any client id (or none) is public,
+//! may use every grant, and may redirect browsers to loopback addresses.
+//! A public `docs` client (Swagger UI, redirecting to
+//! `{public_url}/docs/oauth2-redirect.html`) exists unless one is configured.
 
 use subtle::ConstantTimeEq;
 
@@ -10,6 +13,9 @@ use crate::error::{Error, Result};
 /// Client id used when a caller names none (first-party mode, or a
 /// configured client with this id).
 pub const DEFAULT_CLIENT_ID: &str = "gatehouse";
+
+/// The Swagger UI client that exists by default.
+pub const DOCS_CLIENT_ID: &str = "docs";
 
 /// Longest client id accepted.
 const MAX_ID_LEN: usize = 128;
@@ -32,16 +38,76 @@ pub struct Client {
     pub audience: String,
     /// Authenticated with a secret.
     pub confidential: bool,
-    /// Grants it may use; empty means all.
+    /// Grants it may use.
     pub grant_types: Vec<String>,
     /// `typ` header of its access tokens.
     pub access_token_typ: AccessTokenTyp,
+    /// Registered redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Registered post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// First-party mode: any loopback redirect URI is accepted.
+    pub any_loopback: bool,
+}
+
+/// `uri` without its port if it is an `http` loopback URI (RFC 8252 §7.3:
+/// native apps listen on whatever port is free), else `None`.
+fn loopback_without_port(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("http://")?;
+    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        format!("[{host}]")
+    } else {
+        let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+        if !(port.is_empty() && !authority.contains(':') || is_port(port)) {
+            return None;
+        }
+        host.to_owned()
+    };
+    matches!(host.as_str(), "127.0.0.1" | "[::1]" | "localhost")
+        .then(|| format!("http://{host}{path}"))
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Client {
+    /// Whether an authorization response may go to `uri`: a registered URI
+    /// exactly, or a registered loopback URI on any port; in first-party
+    /// mode any loopback URI.
+    pub fn accepts_redirect(&self, uri: &str) -> bool {
+        if uri.contains('#') {
+            return false;
+        }
+        if self.redirect_uris.iter().any(|r| r == uri) {
+            return true;
+        }
+        let Some(asked) = loopback_without_port(uri) else {
+            return false;
+        };
+        self.any_loopback
+            || self
+                .redirect_uris
+                .iter()
+                .any(|r| loopback_without_port(r).as_deref() == Some(asked.as_str()))
+    }
+
+    /// Whether RP-initiated logout may send the browser to `uri`.
+    pub fn accepts_post_logout_redirect(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris.iter().any(|r| r == uri)
+            || (self.any_loopback && loopback_without_port(uri).is_some())
+    }
 }
 
 impl Client {
     /// `unauthorized_client` unless the client may use `grant`.
     pub fn check_grant(&self, grant: &str) -> Result<()> {
-        if self.grant_types.is_empty() || self.grant_types.iter().any(|g| g == grant) {
+        if self.grant_types.iter().any(|g| g == grant) {
             Ok(())
         } else {
             Err(Error::UnauthorizedClient)
@@ -53,17 +119,90 @@ impl Client {
 /// first-party mode, else those the configured clients list (a client
 /// listing none may use all).
 pub fn grant_types_in_use(settings: &Settings) -> Vec<String> {
+    let docs = docs_client(settings);
     crate::grants::ALL
         .iter()
         .filter(|g| {
             settings.clients.is_empty()
+                || docs.grant_types.iter().any(|x| x == *g)
                 || settings
                     .clients
                     .iter()
-                    .any(|c| c.grant_types.is_empty() || c.grant_types.iter().any(|x| x == *g))
+                    .any(|c| configured_grants(&c.grant_types).iter().any(|x| x == *g))
         })
         .map(|g| (*g).to_owned())
         .collect()
+}
+
+/// A configured client's grants: as listed, or the default list.
+fn configured_grants(listed: &[String]) -> Vec<String> {
+    if listed.is_empty() {
+        crate::grants::CONFIGURED_DEFAULT
+            .iter()
+            .map(|g| (*g).to_owned())
+            .collect()
+    } else {
+        listed.to_vec()
+    }
+}
+
+/// The Swagger UI client: public, browser login to the served docs.
+fn docs_client(settings: &Settings) -> Client {
+    Client {
+        id: DOCS_CLIENT_ID.into(),
+        audience: DOCS_CLIENT_ID.into(),
+        confidential: false,
+        grant_types: configured_grants(&[]),
+        access_token_typ: AccessTokenTyp::default(),
+        redirect_uris: vec![format!(
+            "{}/docs/oauth2-redirect.html",
+            settings.server.public_url
+        )],
+        post_logout_redirect_uris: vec![format!("{}/docs", settings.server.public_url)],
+        any_loopback: settings.clients.is_empty(),
+    }
+}
+
+/// The client `id` for a browser request (`/oauth/authorize`, logout):
+/// public or confidential alike, without a secret (that comes at the token
+/// endpoint). `None` when no such client exists.
+pub fn by_id(settings: &Settings, id: &str) -> Option<Client> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return None;
+    }
+    if let Some(cfg) = settings.clients.iter().find(|c| c.id == id) {
+        return Some(from_config(cfg, cfg.secret.is_some()));
+    }
+    if id == DOCS_CLIENT_ID {
+        return Some(docs_client(settings));
+    }
+    settings.clients.is_empty().then(|| first_party(id))
+}
+
+fn first_party(id: &str) -> Client {
+    Client {
+        audience: id.to_owned(),
+        id: id.to_owned(),
+        confidential: false,
+        grant_types: crate::grants::ALL.iter().map(|g| (*g).to_owned()).collect(),
+        access_token_typ: AccessTokenTyp::default(),
+        redirect_uris: Vec::new(),
+        post_logout_redirect_uris: Vec::new(),
+        any_loopback: true,
+    }
+}
+
+fn from_config(cfg: &crate::config::ClientSettings, confidential: bool) -> Client {
+    Client {
+        id: cfg.id.clone(),
+        audience: cfg.audience.clone().unwrap_or_else(|| cfg.id.clone()),
+        confidential,
+        grant_types: configured_grants(&cfg.grant_types),
+        access_token_typ: cfg.access_token_typ,
+        redirect_uris: cfg.redirect_uris.clone(),
+        post_logout_redirect_uris: cfg.post_logout_redirect_uris.clone(),
+        any_loopback: false,
+    }
 }
 
 /// Parses an `Authorization: Basic` value into client id and secret
@@ -99,20 +238,15 @@ pub fn authenticate(settings: &Settings, creds: &Credentials) -> Result<Client> 
     if id.is_some_and(|i| i.len() > MAX_ID_LEN) {
         return Err(Error::InvalidClient);
     }
-    if settings.clients.is_empty() {
-        let id = id.unwrap_or(DEFAULT_CLIENT_ID).to_owned();
-        return Ok(Client {
-            audience: id.clone(),
-            id,
-            confidential: false,
-            grant_types: Vec::new(),
-            access_token_typ: AccessTokenTyp::default(),
-        });
-    }
-    // A caller naming no client is the default client, if one is configured.
+    // A caller naming no client is the default client.
     let id = id.unwrap_or(DEFAULT_CLIENT_ID);
     let Some(cfg) = settings.clients.iter().find(|c| c.id == id) else {
-        return Err(Error::InvalidClient);
+        // The docs client and first-party clients are public: a secret
+        // they do not have is refused like a wrong one.
+        return match by_id(settings, id) {
+            Some(c) if creds.secret.is_none() || settings.clients.is_empty() => Ok(c),
+            _ => Err(Error::InvalidClient),
+        };
     };
     let confidential = match (&cfg.secret, creds.secret.as_deref()) {
         (Some(expected), Some(given)) => {
@@ -128,13 +262,7 @@ pub fn authenticate(settings: &Settings, creds: &Credentials) -> Result<Client> 
         (None, Some(_)) => return Err(Error::InvalidClient),
         (None, None) => false,
     };
-    Ok(Client {
-        id: cfg.id.clone(),
-        audience: cfg.audience.clone().unwrap_or_else(|| cfg.id.clone()),
-        confidential,
-        grant_types: cfg.grant_types.clone(),
-        access_token_typ: cfg.access_token_typ,
-    })
+    Ok(from_config(cfg, confidential))
 }
 
 /// The client a registration's tokens are issued to (when the account
@@ -196,6 +324,11 @@ mod tests {
                     grant_types: vec![],
                     audience: None,
                     access_token_typ: AccessTokenTyp::AtJwt,
+                    redirect_uris: vec![
+                        "https://app.example/cb".into(),
+                        "http://127.0.0.1/cb".into(),
+                    ],
+                    post_logout_redirect_uris: vec![],
                 },
                 ClientSettings {
                     id: "api".into(),
@@ -203,6 +336,8 @@ mod tests {
                     grant_types: vec!["refresh_token".into()],
                     audience: Some("resource".into()),
                     access_token_typ: AccessTokenTyp::Jwt,
+                    redirect_uris: vec![],
+                    post_logout_redirect_uris: vec![],
                 },
             ],
             ..Settings::default()
@@ -260,6 +395,34 @@ mod tests {
                 .aud(),
             "spa"
         );
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly_or_as_loopback_on_any_port() {
+        let s = settings();
+        let web = by_id(&s, "web").expect("configured");
+        assert!(web.accepts_redirect("https://app.example/cb"));
+        for bad in [
+            "https://app.example/cb/",
+            "https://app.example/cb?x=1",
+            "https://app.example/cb#f",
+            "https://APP.example/cb",
+            "http://127.0.0.1:8080/other",
+            "http://127.0.0.1.evil.example/cb",
+            "http://127.0.0.1:80@evil.example/cb",
+            "http://localhost:99999999/cb",
+        ] {
+            assert!(!web.accepts_redirect(bad), "{bad}");
+        }
+        assert!(web.accepts_redirect("http://127.0.0.1:53124/cb"));
+        assert!(!by_id(&s, "nope").is_some_and(|_| true));
+        let fp = by_id(&Settings::default(), "cli").expect("first party");
+        assert!(fp.accepts_redirect("http://localhost:3000/callback"));
+        assert!(fp.accepts_redirect("http://[::1]:3000/callback"));
+        assert!(!fp.accepts_redirect("https://evil.example/callback"));
+        let docs = by_id(&s, DOCS_CLIENT_ID).expect("docs client");
+        assert!(docs.accepts_redirect("http://127.0.0.1:8080/docs/oauth2-redirect.html"));
+        assert!(!docs.accepts_redirect("http://127.0.0.1:8080/evil"));
     }
 
     impl Client {

@@ -14,6 +14,7 @@ mod m20261201_000007_signing_keys_published_until;
 mod m20261201_000008_one_code_per_kind;
 mod m20261201_000009_login_sources;
 mod m20261201_000010_canonical_logins;
+mod m20261201_000011_browser_login;
 
 /// Every migration, in the order they apply.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_one_code_per_kind::Migration),
             Box::new(m20261201_000009_login_sources::Migration),
             Box::new(m20261201_000010_canonical_logins::Migration),
+            Box::new(m20261201_000011_browser_login::Migration),
         ]
     }
 }

@@ -1,8 +1,11 @@
 //! Accounts: registration, activation by emailed code, password reset by
 //! emailed link, profile, password change. No HTTP types here.
 
+mod authenticate;
 pub mod fields;
 pub mod store;
+
+pub use authenticate::{BAD_CREDENTIALS, KNOWN_SOURCE_FOR};
 
 use std::net::IpAddr;
 
@@ -20,11 +23,6 @@ use crate::mail::Mailer;
 use crate::passwords::{Hasher, Password, Verified};
 use crate::secrets::ServerKey;
 use fields::{Email, Problems, Username, parse_name, parse_phone};
-
-/// The roles of `user`, e.g. `["admin"]`.
-pub fn roles_of(user: &users::Model) -> Vec<String> {
-    user.roles.split_whitespace().map(str::to_owned).collect()
-}
 
 /// What a registration asks for, as received.
 #[derive(Debug, Default)]
@@ -468,10 +466,15 @@ impl Accounts {
             return Err(Error::InvalidResetToken);
         }
         store::set_password_hash(&txn, user.id, &hash, now).await?;
-        crate::tokens::store::revoke_user(&txn, user.id, None, now).await?;
+        crate::sessions::store::revoke_user(&txn, user.id, None, now).await?;
         txn.commit().await?;
         tracing::info!(user.id = %user.id, "password reset; sessions revoked");
         Ok(())
+    }
+
+    /// The account `id`, if it exists.
+    pub async fn by_id(&self, id: Uuid) -> Result<Option<users::Model>> {
+        Ok(store::find_by_id(&self.db, id).await?)
     }
 
     /// The user behind an access token's `sub`.
@@ -596,7 +599,7 @@ impl Accounts {
         let now = self.clock.now();
         let txn = self.db.begin().await?;
         store::set_password_hash(&txn, user.id, &hash, now).await?;
-        crate::tokens::store::revoke_user(&txn, user.id, keep_session, now).await?;
+        crate::sessions::store::revoke_user(&txn, user.id, keep_session, now).await?;
         // Reset links mailed before the change die with the old password.
         codes::discard(&txn, user.id, Kind::Reset).await?;
         txn.commit().await?;

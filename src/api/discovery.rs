@@ -81,6 +81,8 @@ pub enum JwksResponse {
 pub struct DiscoveryDocument {
     /// Issuer (`server.public_url`).
     pub issuer: String,
+    /// Authorization endpoint (browser login, RFC 6749 §3.1).
+    pub authorization_endpoint: String,
     /// Token endpoint.
     pub token_endpoint: String,
     /// JWK Set.
@@ -91,14 +93,21 @@ pub struct DiscoveryDocument {
     pub revocation_endpoint: String,
     /// RFC 7662 introspection.
     pub introspection_endpoint: String,
+    /// OIDC RP-Initiated Logout.
+    pub end_session_endpoint: String,
     /// The grant types some configured client may use.
     pub grant_types_supported: Vec<String>,
-    /// Response types of an authorization endpoint: none yet (the token
-    /// endpoint's grants need none), so empty rather than invented.
+    /// `code`: the authorization code flow, nothing implicit.
     pub response_types_supported: Vec<String>,
+    /// `query`.
+    pub response_modes_supported: Vec<String>,
+    /// `S256` (PKCE is required; `plain` is refused).
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
     /// `public`.
     pub subject_types_supported: Vec<String>,
-    /// `RS256`.
+    /// The algorithms of the published keys (`RS256`).
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// Client authentication methods.
     pub token_endpoint_auth_methods_supported: Vec<String>,
@@ -116,20 +125,25 @@ impl DiscoveryDocument {
     /// The document for `issuer`, advertising `grant_types` and nothing
     /// that does not exist (no `registration_endpoint`: in OIDC that key
     /// means RFC 7591 dynamic client registration, not user sign-up).
-    pub fn new(issuer: &str, grant_types: Vec<String>) -> Self {
+    pub fn new(issuer: &str, grant_types: Vec<String>, algorithms: Vec<String>) -> Self {
         let v = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let auth = v(&["client_secret_basic", "client_secret_post", "none"]);
         Self {
             issuer: issuer.into(),
+            authorization_endpoint: format!("{issuer}/oauth/authorize"),
             token_endpoint: format!("{issuer}/oauth/token"),
             jwks_uri: format!("{issuer}/.well-known/jwks.json"),
             userinfo_endpoint: format!("{issuer}/oauth/userinfo"),
             revocation_endpoint: format!("{issuer}/oauth/revoke"),
             introspection_endpoint: format!("{issuer}/oauth/introspect"),
+            end_session_endpoint: format!("{issuer}/oauth/logout"),
             grant_types_supported: grant_types,
-            response_types_supported: Vec::new(),
+            response_types_supported: v(&["code"]),
+            response_modes_supported: v(&["query"]),
+            code_challenge_methods_supported: v(&["S256"]),
+            authorization_response_iss_parameter_supported: true,
             subject_types_supported: v(&["public"]),
-            id_token_signing_alg_values_supported: v(&["RS256"]),
+            id_token_signing_alg_values_supported: algorithms,
             token_endpoint_auth_methods_supported: auth.clone(),
             revocation_endpoint_auth_methods_supported: auth,
             introspection_endpoint_auth_methods_supported: v(&[
@@ -147,6 +161,9 @@ impl DiscoveryDocument {
                 "exp",
                 "iat",
                 "auth_time",
+                "nonce",
+                "amr",
+                "sid",
                 "email",
                 "email_verified",
                 "preferred_username",
@@ -185,13 +202,35 @@ impl DiscoveryApi {
         operation_id = "get_openid_configuration"
     )]
     async fn discovery(&self, state: Data<&AppState>) -> Json<DiscoveryDocument> {
-        // Built per request from the settings (the issuer and the clients
-        // are cold, so it never changes under a running server): the app's
-        // state stays free of HTTP types.
-        let settings = state.live.get();
-        Json(DiscoveryDocument::new(
-            &settings.server.public_url,
-            crate::clients::grant_types_in_use(&settings),
-        ))
+        metadata(&state)
     }
+
+    /// OAuth 2.0 authorization server metadata (RFC 8414)
+    ///
+    /// The same document as OpenID discovery.
+    #[oai(
+        path = "/.well-known/oauth-authorization-server",
+        method = "get",
+        operation_id = "get_oauth_authorization_server"
+    )]
+    async fn oauth_metadata(&self, state: Data<&AppState>) -> Json<DiscoveryDocument> {
+        metadata(&state)
+    }
+}
+
+/// Built per request from the settings (the issuer and the clients are
+/// cold, so it never changes under a running server) and the keys: the
+/// app's state stays free of HTTP types.
+fn metadata(state: &AppState) -> Json<DiscoveryDocument> {
+    let settings = state.live.get();
+    Json(DiscoveryDocument::new(
+        &settings.server.public_url,
+        crate::clients::grant_types_in_use(&settings),
+        state
+            .keys
+            .algorithms()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    ))
 }

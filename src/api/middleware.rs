@@ -86,10 +86,14 @@ fn hop_address(hop: &[u8]) -> IpAddr {
     )
 }
 
-/// Content-Security-Policy: nothing for the API; Swagger UI's inline
+/// Content-Security-Policy: nothing for the API; the pages' own
+/// stylesheet (no script at all) for the hosted pages; Swagger UI's inline
 /// scripts and styles for `/docs`.
 fn csp(path: &str) -> &'static str {
-    if path.starts_with("/docs") {
+    if super::pages::is_page(path) {
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+         frame-ancestors 'none'; base-uri 'none'"
+    } else if path.starts_with("/docs") {
         "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
          img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
     } else {
@@ -191,8 +195,10 @@ pub async fn contract_errors<E: Endpoint>(next: E, mut req: Request) -> poem::Re
         ));
     }
     // Errors poem-openapi turned into responses (parse errors) keep their
-    // plain-text body: give them the contract's shape too.
+    // plain-text body: give them the contract's shape too. The hosted
+    // pages answer their errors as pages.
     if resp.status().is_client_error()
+        && !super::pages::is_page(&path)
         && resp
             .headers()
             .get(header::CONTENT_TYPE)
@@ -242,9 +248,15 @@ fn finish(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Pages post forms to themselves: `same-origin` keeps their `Origin`
+    // header (which `no-referrer` would turn into `null`).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static(if super::pages::is_page(path) {
+            "same-origin"
+        } else {
+            "no-referrer"
+        }),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(

@@ -14,6 +14,7 @@ pub mod json;
 pub mod middleware;
 pub mod oauth;
 pub mod ops;
+pub mod pages;
 pub mod payload;
 pub mod routes;
 pub mod types;
@@ -79,7 +80,7 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let cors = middleware::cors(&state.live.get().server.cors_origins);
-    Route::new()
+    pages::mount(Route::new())
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)

@@ -15,8 +15,9 @@ use super::types::TokenResponse;
 use crate::app::AppState;
 use crate::clients::{self, Credentials};
 use crate::error::Error;
+use crate::oauth::Introspection;
+use crate::tokens::MAX_TOKEN_LEN;
 use crate::tokens::claims::ProfileClaims;
-use crate::tokens::{Introspection, MAX_TOKEN_LEN};
 
 /// `/oauth/*` endpoints.
 pub struct OAuthApi;
@@ -25,9 +26,16 @@ pub struct OAuthApi;
 /// are ignored (RFC 6749 §3.2).
 #[derive(Debug, Default, Deserialize, Object)]
 pub struct TokenRequest {
-    /// `password` or `refresh_token`.
+    /// `authorization_code`, `password` or `refresh_token`.
     #[serde(default)]
     pub grant_type: String,
+    /// `authorization_code` grant: the code from the redirect.
+    pub code: Option<String>,
+    /// `authorization_code` grant: the redirect URI of the authorization
+    /// request, exactly.
+    pub redirect_uri: Option<String>,
+    /// `authorization_code` grant: the PKCE code verifier (RFC 7636).
+    pub code_verifier: Option<String>,
     /// `password` grant: the email or username.
     pub username: Option<String>,
     /// `password` grant: the password.
@@ -230,8 +238,10 @@ fn check_token_len(token: &str) -> Result<(), Error> {
 impl OAuthApi {
     /// Token endpoint (RFC 6749 §3.2)
     ///
-    /// `grant_type=password` exchanges an email (or username) and password
-    /// for tokens; `grant_type=refresh_token` rotates a refresh token.
+    /// `grant_type=authorization_code` exchanges the code of a browser login
+    /// (with its PKCE verifier) for tokens; `grant_type=password` an email
+    /// (or username) and password, for clients allowed to;
+    /// `grant_type=refresh_token` rotates a refresh token.
     /// Refresh tokens are single use: presenting a rotated one revokes its
     /// whole family, except within `tokens.refresh_reuse_grace` of the
     /// rotation, when the same child is returned again.
@@ -248,9 +258,20 @@ impl OAuthApi {
         let client = clients::authenticate(&settings, &creds)?;
         let ip = super::client_ip(req);
         let tokens = match r.grant_type.as_str() {
+            crate::grants::AUTHORIZATION_CODE => {
+                state
+                    .oauth
+                    .code_grant(
+                        &client,
+                        r.code.as_deref().unwrap_or_default(),
+                        r.redirect_uri.as_deref().unwrap_or_default(),
+                        r.code_verifier.as_deref().unwrap_or_default(),
+                    )
+                    .await?
+            }
             crate::grants::PASSWORD => {
                 state
-                    .tokens
+                    .oauth
                     .password_grant(
                         &client,
                         r.username.as_deref().unwrap_or_default(),
@@ -264,7 +285,7 @@ impl OAuthApi {
                 let token = r.refresh_token.as_deref().unwrap_or_default();
                 check_token_len(token)?;
                 state
-                    .tokens
+                    .oauth
                     .refresh_grant(&client, token, r.scope.as_deref(), ip)
                     .await?
             }
@@ -297,7 +318,7 @@ impl OAuthApi {
             .ok_or_else(|| Error::InvalidRequest("token is required".into()))?;
         check_token_len(&token)?;
         state
-            .tokens
+            .oauth
             .revoke(
                 &client,
                 &token,
@@ -338,7 +359,7 @@ impl OAuthApi {
         }
         Ok(Json(
             state
-                .tokens
+                .oauth
                 .introspect(&token, super::client_ip(req))
                 .await?
                 .into(),
@@ -380,7 +401,7 @@ impl OAuthApi {
 }
 
 async fn userinfo(state: &AppState, auth: &AccessToken) -> Result<Json<UserInfo>, ApiError> {
-    let claims = state.tokens.verify_access(auth.token()).await?;
+    let claims = state.oauth.verify_access(auth.token()).await?;
     let scope = crate::scope::Scope::parse(&claims.scope).map_err(Error::from)?;
     // OIDC Core §5.3: userinfo is for tokens of an OpenID request.
     if !scope.has("openid") {

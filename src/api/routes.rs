@@ -56,6 +56,14 @@ pub fn template(_method: &Method, path: &str) -> &'static str {
     }
     match path {
         "/openapi.json" => "/openapi.json",
+        "/oauth/authorize" => "/oauth/authorize",
+        "/login" => "/login",
+        "/register" => "/register",
+        "/activate" => "/activate",
+        "/password/forgot" => "/password/forgot",
+        "/password/reset" => "/password/reset",
+        "/oauth/logout" => "/oauth/logout",
+        "/assets/pages.css" => "/assets/pages.css",
         p if p == "/docs" || p.starts_with("/docs/") => "/docs",
         _ => "unmatched",
     }

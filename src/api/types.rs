@@ -41,7 +41,7 @@ pub struct User {
 impl From<users::Model> for User {
     fn from(u: users::Model) -> Self {
         Self {
-            roles: crate::accounts::roles_of(&u),
+            roles: u.role_list(),
             is_active: u.activated && !u.disabled,
             id: u.id,
             email: u.email,

@@ -1,6 +1,8 @@
 //! sea-orm entities, one file per table. Queries live in each domain
 //! module's `store.rs`, not here.
 
+pub mod authorization_codes;
+pub mod login_sessions;
 pub mod login_sources;
 pub mod one_time_codes;
 pub mod refresh_tokens;

@@ -34,6 +34,9 @@ pub struct Model {
     pub rotated_at: Option<DateTimeUtc>,
     /// When it was revoked (logout, reuse, password change).
     pub revoked_at: Option<DateTimeUtc>,
+    /// The browser login session the family started from (authorization
+    /// code flow); logout revokes its families.
+    pub login_session_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

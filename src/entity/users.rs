@@ -45,3 +45,10 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// The account's roles, e.g. `["admin"]`.
+    pub fn role_list(&self) -> Vec<String> {
+        self.roles.split_whitespace().map(str::to_owned).collect()
+    }
+}

@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use rsa::RsaPrivateKey;
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
@@ -53,17 +53,53 @@ pub struct Jwk {
     pub e: String,
 }
 
+/// The algorithm RSA keys sign with. The one place that names it: a new
+/// algorithm (ES256, EdDSA) is a new key kind here, and discovery, JWKS and
+/// verification follow what the loaded keys say.
+pub const RSA_ALGORITHM: Algorithm = Algorithm::RS256;
+
+/// The JOSE name of `alg` (RFC 7518 §3.1).
+pub fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+    }
+}
+
 /// A key that can sign.
 pub struct SigningKey {
     /// Its `kid`.
     pub kid: String,
+    /// The algorithm it signs with.
+    pub alg: Algorithm,
     /// For `jsonwebtoken::encode` (PKCS#1 DER, parsed once by [`signer`]).
     pub encoding: EncodingKey,
+}
+
+impl SigningKey {
+    /// A JWS header for a token of type `typ` signed by this key.
+    pub fn header(&self, typ: &str) -> Header {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
+        header
+    }
 }
 
 /// A loaded key: its public half always, its private half when we hold it.
 struct LoadedKey {
     jwk: Jwk,
+    alg: Algorithm,
     decoding: DecodingKey,
     signing: Option<Arc<SigningKey>>,
     activates_at: DateTime<Utc>,
@@ -199,10 +235,25 @@ impl KeyRing {
             .ok_or_else(|| Error::internal("no active signing key"))
     }
 
-    /// The public key for `kid`, if it is published.
-    pub fn decoding_key(&self, kid: &str) -> Option<DecodingKey> {
+    /// The algorithm and public key of `kid`, if it is published.
+    pub fn verifying_key(&self, kid: &str) -> Option<(Algorithm, DecodingKey)> {
         let set = self.set.load();
-        set.by_kid.get(kid).map(|&i| set.keys[i].decoding.clone())
+        set.by_kid
+            .get(kid)
+            .map(|&i| (set.keys[i].alg, set.keys[i].decoding.clone()))
+    }
+
+    /// The JOSE names of the algorithms the published keys sign with
+    /// (discovery's `id_token_signing_alg_values_supported`).
+    pub fn algorithms(&self) -> Vec<&'static str> {
+        let set = self.set.load();
+        let mut algs: Vec<&'static str> = set.keys.iter().map(|k| algorithm_name(k.alg)).collect();
+        algs.sort_unstable();
+        algs.dedup();
+        if algs.is_empty() {
+            algs.push(algorithm_name(RSA_ALGORITHM));
+        }
+        algs
     }
 
     /// The JWK Set body, rendered once per reload.
@@ -364,6 +415,7 @@ impl KeyRing {
                 signer::preload(der.as_bytes()).map_err(Error::internal)?;
                 Some(Arc::new(SigningKey {
                     kid: jwk.kid.clone(),
+                    alg: RSA_ALGORITHM,
                     encoding: EncodingKey::from_rsa_der(der.as_bytes()),
                 }))
             }
@@ -371,6 +423,7 @@ impl KeyRing {
         };
         Ok(LoadedKey {
             jwk,
+            alg: RSA_ALGORITHM,
             decoding,
             signing,
             activates_at: row.activates_at,
@@ -407,7 +460,7 @@ pub fn jwk_of(key: &RsaPrivateKey) -> Jwk {
     Jwk {
         kty: "RSA".into(),
         use_: "sig".into(),
-        alg: "RS256".into(),
+        alg: algorithm_name(RSA_ALGORITHM).into(),
         kid,
         n,
         e,

@@ -57,6 +57,15 @@ pub struct IdClaims {
     pub iat: i64,
     /// When the user entered a password.
     pub auth_time: i64,
+    /// The authorization request's `nonce` (OIDC Core §3.1.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// How the user authenticated (RFC 8176): `["pwd"]`.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The browser login session (OIDC Front-/Back-Channel Logout `sid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// Standard claims the scope allows.
     #[serde(flatten)]
     pub profile: ProfileClaims,

@@ -81,12 +81,14 @@ async fn discovery_lists_every_endpoint_under_the_issuer(backend: Backend) {
         ("userinfo_endpoint", "/oauth/userinfo"),
         ("revocation_endpoint", "/oauth/revoke"),
         ("introspection_endpoint", "/oauth/introspect"),
+        ("authorization_endpoint", "/oauth/authorize"),
+        ("end_session_endpoint", "/oauth/logout"),
     ] {
         assert_eq!(d[field], format!("{ISSUER}{path}"), "{field}");
     }
     assert_eq!(
         d["grant_types_supported"],
-        serde_json::json!(["password", "refresh_token"])
+        serde_json::json!(["authorization_code", "password", "refresh_token"])
     );
     assert_eq!(
         d["id_token_signing_alg_values_supported"],

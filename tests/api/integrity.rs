@@ -226,7 +226,7 @@ both!(sessions_end_at_their_maximum_lifetime);
 async fn the_grace_answer_is_only_for_the_live_tip_and_its_own_client(backend: Backend) {
     let app = TestApp::spawn_with(
         backend,
-        "[[clients]]\nid = \"gatehouse\"\n[[clients]]\nid = \"other\"\n",
+        "[[clients]]\nid = \"gatehouse\"\ngrant_types = [\"password\", \"refresh_token\"]\n[[clients]]\nid = \"other\"\ngrant_types = [\"password\", \"refresh_token\"]\n",
     )
     .await;
     app.activated_user("grace@example.com").await;
@@ -282,7 +282,7 @@ both!(the_grace_answer_is_only_for_the_live_tip_and_its_own_client);
 async fn a_client_revokes_only_its_own_tokens(backend: Backend) {
     let app = TestApp::spawn_with(
         backend,
-        "[[clients]]\nid = \"spa\"\n[[clients]]\nid = \"other\"\n",
+        "[[clients]]\nid = \"spa\"\ngrant_types = [\"password\", \"refresh_token\"]\n[[clients]]\nid = \"other\"\ngrant_types = [\"password\", \"refresh_token\"]\n",
     )
     .await;
     app.activated_user("mine@example.com").await;

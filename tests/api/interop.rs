@@ -329,7 +329,7 @@ async fn discovery_advertises_only_what_exists() {
     );
     assert_eq!(
         d["grant_types_supported"],
-        json!(["password", "refresh_token"])
+        json!(["authorization_code", "password", "refresh_token"])
     );
     for f in [
         "token_endpoint_auth_methods_supported",
@@ -341,7 +341,8 @@ async fn discovery_advertises_only_what_exists() {
         assert!(d[f].is_array(), "{f}");
     }
 
-    // Only refresh allowed to every client: the password grant is not advertised.
+    // No client may use the password grant: it is not advertised (the
+    // built-in docs client brings the code flow).
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         "[[clients]]\nid = \"r\"\ngrant_types = [\"refresh_token\"]\n",
@@ -353,7 +354,10 @@ async fn discovery_advertises_only_what_exists() {
         .json()
         .await
         .expect("json");
-    assert_eq!(d["grant_types_supported"], json!(["refresh_token"]));
+    assert_eq!(
+        d["grant_types_supported"],
+        json!(["authorization_code", "refresh_token"])
+    );
 }
 
 async fn userinfo_needs_the_openid_scope(backend: Backend) {

@@ -6,6 +6,7 @@ mod helpers;
 
 mod abuse;
 mod accounts;
+mod browser;
 mod cli;
 mod email;
 mod faults;

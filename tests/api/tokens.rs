@@ -16,6 +16,7 @@ use crate::helpers::{Backend, ISSUER, PASSWORD, TestApp, assert_error};
 const CONFIDENTIAL: &str = r#"
 [[clients]]
 id = "gatehouse"
+grant_types = ["password", "refresh_token"]
 [[clients]]
 id = "resource-server"
 secret = "rs-secret-1234567890"
@@ -513,7 +514,7 @@ async fn refresh_narrows_scope_and_refuses_other_clients_and_disabled_accounts(b
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let app = TestApp::spawn_with(
         backend,
-        "[[clients]]\nid = \"gatehouse\"\n[[clients]]\nid = \"other-app\"\n",
+        "[[clients]]\nid = \"gatehouse\"\ngrant_types = [\"password\", \"refresh_token\"]\n[[clients]]\nid = \"other-app\"\ngrant_types = [\"password\", \"refresh_token\"]\n",
     )
     .await;
     app.activated_user("scope@example.com").await;

@@ -1,35 +1,32 @@
 //! Configuration: one [`Settings`] type, layered defaults → TOML file →
-//! `GATEHOUSE_SECTION__KEY` environment variables, and the live handle that
-//! hot reload swaps.
+//! `GATEHOUSE_SECTION__KEY` environment variables ([`load`]), and the live
+//! handle that hot reload swaps ([`hot`]).
 //!
 //! Hot keys (`[tokens]`, `[rate_limits]`, `accounts.activation_ttl`,
-//! `accounts.reset_ttl`) take effect for the next request after a reload.
-//! Every other key is cold: a reload that changes one logs that a restart is
-//! needed and keeps the running value, so a process never runs half of a new
-//! database or key configuration.
+//! `accounts.reset_ttl`, `accounts.unactivated_ttl`,
+//! `accounts.login_session_ttl`) take effect for the next request after a
+//! reload. Every other key is cold: a reload that changes one logs that a
+//! restart is needed and keeps the running value, so a process never runs
+//! half of a new database or key configuration.
 
-use std::fmt;
+mod hot;
+mod load;
+mod values;
+
+pub use hot::LiveSettings;
+pub use load::ConfigError;
+pub use values::{Rate, Secret};
+
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// Default location of the config file, used when it exists and no other
 /// path was given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/gatehouse.toml";
-
-/// Environment variables with this prefix override file values.
-const ENV_PREFIX: &str = "GATEHOUSE_";
-
-/// `GATEHOUSE_*` variables that are not configuration keys.
-const ENV_NOT_KEYS: &[&str] = &["CONFIG", "LOG_FORMAT"];
 
 /// Everything Gatehouse can be configured with. Sections mirror the TOML file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -268,6 +265,10 @@ pub struct AccountSettings {
     /// (hot), so an address cannot be held by a registration nobody proves.
     #[serde(with = "humantime_serde")]
     pub unactivated_ttl: Duration,
+    /// How long a browser stays logged in at the hosted pages (hot): a
+    /// second application's login within it needs no password.
+    #[serde(with = "humantime_serde")]
+    pub login_session_ttl: Duration,
 }
 
 impl Default for AccountSettings {
@@ -279,6 +280,7 @@ impl Default for AccountSettings {
             reset_url: None,
             password_min_length: 8,
             unactivated_ttl: Duration::from_secs(7 * 24 * 3600),
+            login_session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -439,9 +441,18 @@ pub struct ClientSettings {
     /// Makes the client confidential.
     #[serde(default)]
     pub secret: Option<Secret>,
-    /// Grants it may use; empty means all.
+    /// Grants it may use; empty means `authorization_code` and
+    /// `refresh_token` (the password grant only when listed).
     #[serde(default)]
     pub grant_types: Vec<String>,
+    /// Where authorization responses may go: exact strings. An
+    /// `http://127.0.0.1`, `http://[::1]` or `http://localhost` URI matches
+    /// with any port (RFC 8252 §7.3).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser afterwards.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
     /// `aud` of its access tokens; default the client id.
     #[serde(default)]
     pub audience: Option<String>,
@@ -474,178 +485,7 @@ impl AccessTokenTyp {
     }
 }
 
-/// A rate: `count` events per `period`, written `"5/10m"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Rate {
-    /// Events allowed in one period (also the burst).
-    pub count: u32,
-    /// The period.
-    pub period: Duration,
-}
-
-/// Longest rate period accepted.
-const RATE_PERIOD_MAX: Duration = Duration::from_secs(366 * 24 * 3600);
-/// Largest rate count accepted.
-const RATE_COUNT_MAX: u32 = 1_000_000_000;
-
-impl FromStr for Rate {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (count, period) = s
-            .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not a rate like \"5/10m\""))?;
-        let count: u32 = count
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{count}` in `{s}` is not a whole number"))?;
-        if count == 0 {
-            return Err(format!("`{s}`: the count must be at least 1"));
-        }
-        let period = period.trim();
-        // "5/m" reads as "5 per minute".
-        let period = if period.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-            humantime::parse_duration(period)
-        } else {
-            humantime::parse_duration(&format!("1{period}"))
-        }
-        .map_err(|e| format!("`{period}` in `{s}` is not a duration: {e}"))?;
-        // Bounded so the limiter's arithmetic (microseconds in an i64 /
-        // u64, count × emission interval) cannot overflow or wrap.
-        if period < Duration::from_millis(1) {
-            return Err(format!("`{s}`: the period must be at least 1ms"));
-        }
-        if period > RATE_PERIOD_MAX {
-            return Err(format!("`{s}`: the period must be at most 366 days"));
-        }
-        if count > RATE_COUNT_MAX {
-            return Err(format!("`{s}`: the count must be at most {RATE_COUNT_MAX}"));
-        }
-        Ok(Rate { count, period })
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}",
-            self.count,
-            humantime::format_duration(self.period)
-        )
-    }
-}
-
-impl Serialize for Rate {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// A configuration value that must not be printed: `Debug`, `Display` and
-/// serialization for display show it masked. Use [`Secret::expose`] where the
-/// value is really needed.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// A printable form: URLs keep their scheme and host, any password goes.
-    pub fn masked(&self) -> String {
-        match self.0.split_once("://") {
-            Some((scheme, rest)) => {
-                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-                let had_credentials = rest.contains('@');
-                if had_credentials {
-                    format!("{scheme}://***@{host}")
-                } else {
-                    format!("{scheme}://{host}")
-                }
-            }
-            None => "***".into(),
-        }
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.masked())
-    }
-}
-
-// Serialization exists for the defaults provider and `config check`, so it
-// round-trips the real value; `config check` masks through `masked_toml`.
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-/// Why configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A key had a bad value, or the file could not be parsed.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-    /// The named file does not exist.
-    #[error("config file {0} does not exist")]
-    Missing(PathBuf),
-}
-
-impl From<figment::Error> for ConfigError {
-    fn from(e: figment::Error) -> Self {
-        // Figment names the key path and the source (file or env variable).
-        let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
-        ConfigError::Invalid(msgs.join("; "))
-    }
-}
-
 impl Settings {
-    /// Loads every layer: defaults, then `path` (or the default file when it
-    /// exists), then the environment.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-        match path {
-            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
-            Some(p) => figment = figment.merge(Toml::file_exact(p)),
-            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
-                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
-            }
-            None => {}
-        }
-        figment = figment.merge(env_provider());
-        let settings: Settings = figment.extract()?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Loads from a TOML string and the environment (used by tests).
-    pub fn from_toml(toml: &str) -> Result<Self, ConfigError> {
-        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Toml::string(toml))
-            .extract()?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Rules that span keys or that serde cannot express.
     /// The page reset emails link to (`accounts.reset_url`, by default
     /// under `server.public_url`, so it follows the deployment's address).
     pub fn reset_url(&self) -> String {
@@ -661,255 +501,6 @@ impl Settings {
         let url = self.reset_url();
         let sep = if url.contains('?') { '&' } else { '?' };
         format!("{url}{sep}token={token}")
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
-        if self.server.public_url.ends_with('/') {
-            return bad("server.public_url", "must not end with a slash");
-        }
-        if !(self.server.public_url.starts_with("http://")
-            || self.server.public_url.starts_with("https://"))
-        {
-            return bad("server.public_url", "must be an http:// or https:// URL");
-        }
-        // Durations bounded at load, so that no `DateTime + Duration` can
-        // overflow and a typo ("15d" for "15m") is caught where it is made.
-        const MINUTE: Duration = Duration::from_secs(60);
-        const DAY: Duration = Duration::from_secs(24 * 3600);
-        for (key, value, min, max) in [
-            (
-                "tokens.access_ttl",
-                self.tokens.access_ttl,
-                Duration::from_secs(1),
-                DAY,
-            ),
-            (
-                "tokens.id_token_ttl",
-                self.tokens.id_token_ttl,
-                Duration::from_secs(1),
-                DAY,
-            ),
-            (
-                "tokens.refresh_ttl",
-                self.tokens.refresh_ttl,
-                MINUTE,
-                366 * DAY,
-            ),
-            (
-                "tokens.session_max_lifetime",
-                self.tokens.session_max_lifetime,
-                MINUTE,
-                366 * DAY,
-            ),
-            (
-                "tokens.refresh_reuse_grace",
-                self.tokens.refresh_reuse_grace,
-                Duration::ZERO,
-                5 * MINUTE,
-            ),
-            (
-                "accounts.activation_ttl",
-                self.accounts.activation_ttl,
-                MINUTE,
-                7 * DAY,
-            ),
-            (
-                "accounts.reset_ttl",
-                self.accounts.reset_ttl,
-                MINUTE,
-                7 * DAY,
-            ),
-            (
-                "accounts.unactivated_ttl",
-                self.accounts.unactivated_ttl,
-                MINUTE,
-                366 * DAY,
-            ),
-            (
-                "keys.jwks_max_age",
-                self.keys.jwks_max_age,
-                Duration::ZERO,
-                7 * DAY,
-            ),
-        ] {
-            if value < min || value > max {
-                return bad(
-                    key,
-                    &format!(
-                        "must be between {} and {}",
-                        humantime::format_duration(min),
-                        humantime::format_duration(max)
-                    ),
-                );
-            }
-        }
-        if let Err(e) = crate::scope::Scope::parse(&self.tokens.default_scope) {
-            return bad("tokens.default_scope", &e.to_string());
-        }
-        if !(1..=128).contains(&self.server.ipv6_prefix) {
-            return bad("server.ipv6_prefix", "must be between 1 and 128");
-        }
-        if self.keys.rsa_bits < 2048 || self.keys.rsa_bits > 8192 {
-            return bad("keys.rsa_bits", "must be between 2048 and 8192");
-        }
-        if self.tokens.access_ttl.is_zero() {
-            return bad("tokens.access_ttl", "must be longer than zero");
-        }
-        if self.tokens.refresh_ttl.is_zero() {
-            return bad("tokens.refresh_ttl", "must be longer than zero");
-        }
-        if self.tokens.id_token_ttl.is_zero() {
-            return bad("tokens.id_token_ttl", "must be longer than zero");
-        }
-        if self.accounts.password_min_length < 1 || self.accounts.password_min_length > 128 {
-            return bad("accounts.password_min_length", "must be between 1 and 128");
-        }
-        if self.password_hash.memory_kib < 8 * self.password_hash.parallelism.max(1) {
-            return bad(
-                "password_hash.memory_kib",
-                "must be at least 8 × parallelism",
-            );
-        }
-        if self.password_hash.iterations == 0 || self.password_hash.parallelism == 0 {
-            return bad(
-                "password_hash",
-                "iterations and parallelism must be at least 1",
-            );
-        }
-        if self.mail.transport == MailTransportKind::Smtp && self.mail.smtp_url.is_none() {
-            return bad(
-                "mail.smtp_url",
-                "is required when mail.transport = \"smtp\"",
-            );
-        }
-        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
-            return bad(
-                "mail.from",
-                "is not a valid mailbox such as \"Name <a@b.example>\"",
-            );
-        }
-        if self.database.max_connections == 0 {
-            return bad("database.max_connections", "must be at least 1");
-        }
-        if let Some(key) = &self.keys.encryption_key {
-            use base64::Engine as _;
-            let ok = base64::engine::general_purpose::STANDARD
-                .decode(key.expose())
-                .is_ok_and(|k| k.len() == 32);
-            if !ok {
-                return bad("keys.encryption_key", "must be 32 bytes, base64-encoded");
-            }
-        }
-        for (i, c) in self.clients.iter().enumerate() {
-            if c.id.is_empty() {
-                return bad(&format!("clients[{i}].id"), "must not be empty");
-            }
-            for g in &c.grant_types {
-                if !crate::grants::is_known(g) {
-                    return bad(
-                        &format!("clients[{i}].grant_types"),
-                        &format!("knows only {}", crate::grants::ALL.join(", ")),
-                    );
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The effective configuration as TOML, with every secret masked.
-    pub fn masked_toml(&self) -> String {
-        let mut copy = self.clone();
-        let mask = |s: &mut Secret| *s = Secret::new(s.masked());
-        mask(&mut copy.database.url);
-        copy.redis.url.as_mut().map(mask);
-        copy.keys.encryption_key.as_mut().map(mask);
-        copy.mail.smtp_url.as_mut().map(mask);
-        copy.captcha.secret.as_mut().map(mask);
-        for c in &mut copy.clients {
-            c.secret.as_mut().map(mask);
-        }
-        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}"))
-    }
-
-    /// Returns `self` with the hot sections of `new` applied, and the names of
-    /// cold sections that differ (they need a restart).
-    pub fn apply_hot(&self, new: &Settings) -> (Settings, Vec<&'static str>) {
-        let mut merged = self.clone();
-        merged.tokens = new.tokens.clone();
-        merged.rate_limits = new.rate_limits.clone();
-        merged.accounts.activation_ttl = new.accounts.activation_ttl;
-        merged.accounts.reset_ttl = new.accounts.reset_ttl;
-        merged.accounts.unactivated_ttl = new.accounts.unactivated_ttl;
-        let mut cold = Vec::new();
-        let mut check = |name, differs: bool| {
-            if differs {
-                cold.push(name);
-            }
-        };
-        check("server", self.server != new.server);
-        check("log", self.log != new.log);
-        check("database", self.database != new.database);
-        check("redis", self.redis != new.redis);
-        check("keys", self.keys != new.keys);
-        check("password_hash", self.password_hash != new.password_hash);
-        check("mail", self.mail != new.mail);
-        check("captcha", self.captcha != new.captcha);
-        check("clients", self.clients != new.clients);
-        let mut accounts = new.accounts.clone();
-        accounts.activation_ttl = self.accounts.activation_ttl;
-        accounts.reset_ttl = self.accounts.reset_ttl;
-        accounts.unactivated_ttl = self.accounts.unactivated_ttl;
-        check("accounts", self.accounts != accounts);
-        (merged, cold)
-    }
-}
-
-/// Environment overrides: `GATEHOUSE_SECTION__KEY`. Variables that are not
-/// keys (no `__`) are warned about rather than refused, because the prefix is
-/// shared with tooling variables such as `GATEHOUSE_TEST_DATABASE_URL`.
-fn env_provider() -> Env {
-    for (name, _) in std::env::vars() {
-        if let Some(rest) = name.strip_prefix(ENV_PREFIX)
-            && !rest.contains("__")
-            && !ENV_NOT_KEYS.contains(&rest)
-            && !rest.starts_with("TEST_")
-        {
-            tracing::warn!(variable = %name, "ignoring {name}: not a GATEHOUSE_SECTION__KEY setting");
-        }
-    }
-    Env::prefixed(ENV_PREFIX)
-        .filter(|k| k.as_str().contains("__"))
-        .split("__")
-}
-
-/// The live settings: readers take one snapshot per request; hot reload
-/// swaps the whole value.
-#[derive(Clone)]
-pub struct LiveSettings {
-    inner: Arc<ArcSwap<Settings>>,
-}
-
-impl LiveSettings {
-    /// Wraps the settings loaded at start.
-    pub fn new(settings: Settings) -> Self {
-        Self {
-            inner: Arc::new(ArcSwap::from_pointee(settings)),
-        }
-    }
-
-    /// The current snapshot.
-    pub fn get(&self) -> Arc<Settings> {
-        self.inner.load_full()
-    }
-
-    /// Replaces the settings; returns the cold sections that `new` changes but
-    /// that keep their running value.
-    pub fn apply(&self, new: &Settings) -> Vec<&'static str> {
-        let current = self.get();
-        let (merged, cold) = current.apply_hot(new);
-        self.inner.store(Arc::new(merged));
-        cold
     }
 }
 
