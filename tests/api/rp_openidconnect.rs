@@ -1,8 +1,8 @@
 //! The Rust `openidconnect` crate, unmodified, as a relying party: it
 //! fetches the JWKS and verifies an ID token (signature, issuer, audience,
-//! expiry) the way an app built on it does. Its provider discovery needs an
-//! `authorization_endpoint`, which Gatehouse will have with the
-//! authorization code flow; until then the app configures the JWKS by hand.
+//! expiry) the way an app built on it does, and logs a user in the way its
+//! documentation shows: provider discovery, an authorization URL with PKCE
+//! and a nonce, the code exchange, ID token verification, userinfo.
 //!
 //! With `GATEHOUSE_RP_RESULTS=FILE` set, the outcome is appended to FILE as
 //! a line of the relying-party matrix (`scripts/rp-matrix`).
@@ -106,3 +106,99 @@ async fn the_openidconnect_crate_verifies_our_id_tokens(backend: Backend) {
     assert!(token.claims(&other, no_nonce).is_err());
 }
 both!(the_openidconnect_crate_verifies_our_id_tokens);
+
+async fn the_openidconnect_crate_logs_in_with_discovery_and_the_code_flow(backend: Backend) {
+    use openidconnect::core::{
+        CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+    };
+    use openidconnect::{
+        AuthorizationCode, CsrfToken, OAuth2TokenResponse as _, PkceCodeChallenge, RedirectUrl,
+        Scope, TokenResponse as _,
+    };
+
+    // The issuer must be where the app really listens: discovery fetches
+    // `{issuer}/.well-known/openid-configuration` and checks `issuer`.
+    let port = crate::helpers::MailSink::unused_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let app = TestApp::spawn_with(
+        backend,
+        &format!("[server]\nbind = \"127.0.0.1:{port}\"\npublic_url = \"{issuer}\"\n"),
+    )
+    .await;
+    let sub = app.activated_user("oidc-flow@example.com").await;
+    let http = openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
+
+    let outcome: Result<(), String> = async {
+        let provider = CoreProviderMetadata::discover_async(
+            IssuerUrl::new(issuer.clone()).map_err(|e| e.to_string())?,
+            &http,
+        )
+        .await
+        .map_err(|e| format!("discovery: {e}"))?;
+        let client =
+            CoreClient::from_provider_metadata(provider, ClientId::new("rust-app".into()), None)
+                .set_redirect_uri(
+                    RedirectUrl::new("http://127.0.0.1:49152/cb".into())
+                        .map_err(|e| e.to_string())?,
+                );
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, csrf, nonce) = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("email".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        let browser = crate::helpers::Browser::new(&app.base);
+        let back = browser
+            .authorize(url.as_str(), "oidc-flow@example.com", PASSWORD)
+            .await;
+        let q = crate::helpers::query_of(&back);
+        if q.get("state") != Some(csrf.secret()) {
+            return Err(format!("state not echoed: {back}"));
+        }
+        let code = q.get("code").ok_or_else(|| format!("no code: {back}"))?;
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code.clone()))
+            .map_err(|e| e.to_string())?
+            .set_pkce_verifier(verifier)
+            .request_async(&http)
+            .await
+            .map_err(|e| format!("code exchange: {e}"))?;
+        let id_token = tokens.id_token().ok_or("no ID token")?;
+        let claims = id_token
+            .claims(&client.id_token_verifier(), &nonce)
+            .map_err(|e| format!("ID token: {e}"))?;
+        if claims.subject().as_str() != sub {
+            return Err("wrong subject".into());
+        }
+        let info: CoreUserInfoClaims = client
+            .user_info(tokens.access_token().clone(), None)
+            .map_err(|e| e.to_string())?
+            .request_async(&http)
+            .await
+            .map_err(|e| format!("userinfo: {e}"))?;
+        if info.email().map(|e| e.as_str()) != Some("oidc-flow@example.com") {
+            return Err("userinfo email".into());
+        }
+        Ok(())
+    }
+    .await;
+    record(
+        backend,
+        "discovery, code flow + PKCE, ID token, userinfo",
+        outcome.is_ok(),
+        outcome
+            .as_ref()
+            .err()
+            .map(String::as_str)
+            .unwrap_or_default(),
+    );
+    outcome.expect("openidconnect logs in through discovery and the code flow");
+}
+both!(the_openidconnect_crate_logs_in_with_discovery_and_the_code_flow);
