@@ -1,5 +1,6 @@
-//! Security schemes of the spec: an OAuth2 password flow (so Swagger UI's
-//! Authorize button logs a user in through `/oauth/token`) and plain bearer.
+//! Security schemes of the spec: OAuth 2.0 (so Swagger UI's Authorize
+//! button logs a user in: the code flow with PKCE, or the password flow)
+//! and plain bearer.
 //! Either carries the access token; checking it is `Tokens::verify_access`.
 
 use poem_openapi::auth::Bearer;
@@ -25,12 +26,20 @@ pub enum GatehouseScopes {
     OfflineAccess,
 }
 
-/// Log in with email (or username) and password.
+/// Log in: the authorization code flow with PKCE through the hosted login
+/// page (client `docs`), or the password flow for clients that allow it.
 #[derive(SecurityScheme)]
 #[oai(
-    rename = "password",
+    rename = "oauth2",
     ty = "oauth2",
-    flows(password(token_url = "/oauth/token", scopes = "GatehouseScopes"))
+    flows(
+        authorization_code(
+            authorization_url = "/oauth/authorize",
+            token_url = "/oauth/token",
+            scopes = "GatehouseScopes"
+        ),
+        password(token_url = "/oauth/token", scopes = "GatehouseScopes")
+    )
 )]
 pub struct PasswordFlow(pub Bearer);
 
@@ -42,7 +51,7 @@ pub struct BearerToken(pub Bearer);
 /// An access token from either scheme.
 #[derive(SecurityScheme)]
 pub enum AccessToken {
-    /// From the password flow.
+    /// From an OAuth 2.0 flow.
     Password(PasswordFlow),
     /// Given directly.
     Bearer(BearerToken),

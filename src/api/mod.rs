@@ -21,7 +21,7 @@ pub mod types;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use poem::{EndpointExt, IntoEndpoint, Request, Route};
+use poem::{Endpoint as _, EndpointExt, IntoEndpoint, Request, Route};
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::app::AppState;
@@ -63,9 +63,10 @@ pub fn service() -> OpenApiService<Apis, ()> {
         env!("CARGO_PKG_VERSION"),
     )
     .description(
-        "Gatehouse identity provider: OAuth 2.0 password and refresh-token grants, \
+        "Gatehouse identity provider: OAuth 2.0 authorization code (PKCE), password and refresh-token grants, \
          RS256 JWTs, OIDC userinfo and discovery, account registration and recovery. \
-         Use **Authorize** (password flow) to log in, then try the protected endpoints.",
+         Use **Authorize** (authorization code flow with PKCE, client `docs`) to log in, \
+         then try the protected endpoints.",
     )
 }
 
@@ -78,7 +79,7 @@ pub fn spec_json() -> String {
 pub fn routes(state: AppState) -> impl poem::Endpoint {
     let api = service();
     let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let docs = docs(&api, &state.live.get().server.public_url);
     let cors = middleware::cors(&state.live.get().server.cors_origins);
     pages::mount(Route::new())
         .at("/openapi.json", spec)
@@ -89,6 +90,46 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(middleware::observe)
         .data(state)
+}
+
+/// Swagger UI at `/docs`: poem-openapi's page, told to log in with the
+/// built-in `docs` client through the code flow with PKCE, its redirect
+/// page served at `/docs/oauth2-redirect.html` (the docs client's
+/// registered redirect URI).
+fn docs(api: &OpenApiService<Apis, ()>, public_url: &str) -> Route {
+    let redirect = format!("{public_url}/docs/oauth2-redirect.html");
+    let html = api
+        .swagger_ui_html()
+        .replacen(
+            "    SwaggerUIBundle({",
+            "    const ui = SwaggerUIBundle({",
+            1,
+        )
+        .replacen(
+            "oauth2RedirectUrl: oauth2RedirectUrl,",
+            &format!("oauth2RedirectUrl: {},", serde_json::Value::from(redirect)),
+            1,
+        )
+        .replacen(
+            "</script>\n\n</body>",
+            "    ui.initOAuth({ clientId: \"docs\", usePkceWithAuthorizationCodeGrant: true, \
+             scopes: \"openid profile email\" });\n</script>\n\n</body>",
+            1,
+        );
+    let ui = std::sync::Arc::new(api.swagger_ui());
+    let receiver = poem::endpoint::make(move |_req: Request| {
+        let ui = ui.clone();
+        async move {
+            let inner = Request::builder().uri_str("/oauth-receiver.html").finish();
+            ui.get_response(inner).await
+        }
+    });
+    Route::new()
+        .at(
+            "/",
+            poem::endpoint::make_sync(move |_| poem::web::Html(html.clone())),
+        )
+        .at("/oauth2-redirect.html", receiver)
 }
 
 /// The client address the middleware settled on (socket, or

@@ -766,3 +766,43 @@ async fn rfc_8414_metadata_matches_openid_discovery() {
     );
     assert_eq!(oidc["authorization_response_iss_parameter_supported"], true);
 }
+
+#[tokio::test]
+async fn swagger_ui_logs_in_with_the_docs_client_and_pkce() {
+    let app = TestApp::spawn_with(Backend::Sqlite, CLIENTS).await;
+    let html = app.get("/docs").await.text().await.expect("html");
+    assert!(html.contains("usePkceWithAuthorizationCodeGrant: true"));
+    assert!(html.contains("clientId: \"docs\""));
+    assert!(html.contains(&format!("\"{ISSUER}/docs/oauth2-redirect.html\"")));
+    let r = app.get("/docs/oauth2-redirect.html").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.expect("html").contains("OAuth2 Redirect"));
+    let spec: Value = app.get("/openapi.json").await.json().await.expect("json");
+    let flows = &spec["components"]["securitySchemes"]["oauth2"]["flows"];
+    assert_eq!(
+        flows["authorizationCode"]["authorizationUrl"],
+        "/oauth/authorize"
+    );
+    assert_eq!(flows["authorizationCode"]["tokenUrl"], "/oauth/token");
+    // The docs client exists beside the configured ones, for its own page only.
+    let (_, challenge) = pkce();
+    let browser = Browser::new(&app.base);
+    let ok = browser
+        .get(&authorize_path(
+            "docs",
+            &format!("{ISSUER}/docs/oauth2-redirect.html"),
+            &challenge,
+            "",
+        ))
+        .await;
+    assert!(Browser::location(&ok).starts_with("/login"));
+    let bad = browser
+        .get(&authorize_path(
+            "docs",
+            "https://evil.example/cb",
+            &challenge,
+            "",
+        ))
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
