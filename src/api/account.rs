@@ -312,7 +312,7 @@ impl AccountApi {
     /// My account
     #[oai(path = "/account/me", method = "get", operation_id = "get_account")]
     async fn me(&self, state: Data<&AppState>, auth: AccessToken) -> Result<Json<User>, ApiError> {
-        let claims = state.oauth.verify_access(auth.token()).await?;
+        let claims = auth.claims();
         Ok(Json(state.accounts.me(&claims.sub).await?.into()))
     }
 
@@ -328,7 +328,7 @@ impl AccountApi {
         auth: AccessToken,
         body: StrictJson<ProfileUpdate>,
     ) -> Result<Json<User>, ApiError> {
-        let claims = state.oauth.verify_access(auth.token()).await?;
+        let claims = auth.claims();
         let b = body.0;
         let change = ProfileChange {
             username: patch(b.username),
@@ -360,7 +360,7 @@ impl AccountApi {
         auth: AccessToken,
         body: StrictJson<PasswordChange>,
     ) -> Result<NoContent, ApiError> {
-        let claims = state.oauth.verify_access(auth.token()).await?;
+        let claims = auth.claims();
         let keep = claims
             .sid
             .as_deref()

@@ -1,10 +1,30 @@
 //! Security schemes of the spec: OAuth 2.0 (so Swagger UI's Authorize
 //! button logs a user in: the code flow with PKCE, or the password flow)
-//! and plain bearer.
-//! Either carries the access token; checking it is `Tokens::verify_access`.
+//! and plain bearer. Either carries the access token, and both check it
+//! the same way ([`check`]): a handler that takes [`AccessToken`] gets the
+//! verified claims or never runs.
 
+use poem::{IntoResponse as _, Request};
 use poem_openapi::auth::Bearer;
 use poem_openapi::{OAuthScopes, SecurityScheme};
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::tokens::claims::AccessClaims;
+
+/// Verifies the bearer token (signature, `kid`, `typ`, issuer, time, deny
+/// list); a refusal is answered in the contract's shape with
+/// `WWW-Authenticate` (RFC 6750 §3).
+async fn check(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR))?;
+    state
+        .oauth
+        .verify_access(&bearer.token)
+        .await
+        .map_err(|e| poem::Error::from_response(ApiError::from(e).into_response()))
+}
 
 /// Scopes Gatehouse grants.
 #[derive(OAuthScopes)]
@@ -39,14 +59,20 @@ pub enum GatehouseScopes {
             scopes = "GatehouseScopes"
         ),
         password(token_url = "/oauth/token", scopes = "GatehouseScopes")
-    )
+    ),
+    checker = "check"
 )]
-pub struct PasswordFlow(pub Bearer);
+pub struct PasswordFlow(pub AccessClaims);
 
 /// Paste an access token.
 #[derive(SecurityScheme)]
-#[oai(rename = "bearer", ty = "bearer", bearer_format = "JWT")]
-pub struct BearerToken(pub Bearer);
+#[oai(
+    rename = "bearer",
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "check"
+)]
+pub struct BearerToken(pub AccessClaims);
 
 /// An access token from either scheme.
 #[derive(SecurityScheme)]
@@ -58,11 +84,11 @@ pub enum AccessToken {
 }
 
 impl AccessToken {
-    /// The raw token.
-    pub fn token(&self) -> &str {
+    /// The verified claims.
+    pub fn claims(self) -> AccessClaims {
         match self {
-            AccessToken::Password(p) => &p.0.token,
-            AccessToken::Bearer(b) => &b.0.token,
+            AccessToken::Password(p) => p.0,
+            AccessToken::Bearer(b) => b.0,
         }
     }
 }

@@ -380,7 +380,7 @@ impl OAuthApi {
         state: Data<&AppState>,
         auth: AccessToken,
     ) -> Result<Json<UserInfo>, ApiError> {
-        userinfo(&state, &auth).await
+        userinfo(&state, auth).await
     }
 
     /// OIDC userinfo (POST)
@@ -396,12 +396,12 @@ impl OAuthApi {
         state: Data<&AppState>,
         auth: AccessToken,
     ) -> Result<Json<UserInfo>, ApiError> {
-        userinfo(&state, &auth).await
+        userinfo(&state, auth).await
     }
 }
 
-async fn userinfo(state: &AppState, auth: &AccessToken) -> Result<Json<UserInfo>, ApiError> {
-    let claims = state.oauth.verify_access(auth.token()).await?;
+async fn userinfo(state: &AppState, auth: AccessToken) -> Result<Json<UserInfo>, ApiError> {
+    let claims = auth.claims();
     let scope = crate::scope::Scope::parse(&claims.scope).map_err(Error::from)?;
     // OIDC Core §5.3: userinfo is for tokens of an OpenID request.
     if !scope.has("openid") {

@@ -188,9 +188,9 @@ async fn docs_and_the_spec_are_served() {
     let spec: Value = app.get("/openapi.json").await.json().await.expect("json");
     assert!(spec["paths"]["/oauth/token"]["post"].is_object());
     let schemes = &spec["components"]["securitySchemes"];
-    assert_eq!(schemes["password"]["type"], "oauth2");
+    assert_eq!(schemes["oauth2"]["type"], "oauth2");
     assert_eq!(
-        schemes["password"]["flows"]["password"]["tokenUrl"],
+        schemes["oauth2"]["flows"]["password"]["tokenUrl"],
         "/oauth/token"
     );
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
