@@ -1,7 +1,8 @@
-//! What every request passes through, once, in two layers around the CORS
-//! layer: `observe` (outer: request id, client address, metrics, log line,
-//! security headers) and `contract_errors` (inner: body limit, every error
-//! in the contract's shape, as a response the CORS layer then dresses).
+//! What every request passes through, once: one named layer per job,
+//! outermost first — [`request_id`], [`client_address`], [`access_log`],
+//! [`security_headers`], then CORS, [`body_limit`] and [`contract_errors`]
+//! (every error in the contract's shape, as a response the CORS layer then
+//! dresses).
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -126,13 +127,18 @@ async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
     Ok(())
 }
 
-/// The outer layer every request goes through: request id, client
-/// address, then (after the inner layers) metrics, the log line and the
-/// security headers. Inner layers never fail: `contract_errors` has turned
-/// every error into a response by then.
-pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
-    let started = Instant::now();
-    let request_id = req
+/// The request id: the caller's `X-Request-Id` when it is a sane token,
+/// else a new UUID; kept for the log line and echoed on the response.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The address the log line shows (limits key on [`ClientIp`]).
+#[derive(Debug, Clone, Copy)]
+struct PeerIp(IpAddr);
+
+/// Layer: the request id, in and out.
+pub async fn request_id<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -142,6 +148,17 @@ pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Res
                 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    req.set_data(RequestId(id.clone()));
+    let mut resp = answer(next.call(req).await);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    Ok(resp)
+}
+
+/// Layer: who is asking — the socket peer, or the client a trusted proxy
+/// names ([`resolve_ip`]); limits key on its IPv6 network.
+pub async fn client_address<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let (ip, client) = match req.data::<AppState>() {
         Some(state) => {
             // One settings snapshot for both.
@@ -151,36 +168,101 @@ pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Res
         }
         None => (IpAddr::from([0, 0, 0, 0]), IpAddr::from([0, 0, 0, 0])),
     };
-    // Limits key on the client (an IPv6 /64 is one); the log shows the address.
     req.set_data(ClientIp(client));
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let resp = match next.call(req).await {
-        Ok(r) => r.into_response(),
-        Err(e) => super::error::from_poem(e),
-    };
-    let route = super::routes::template(&method, &path);
-    Ok(finish(
-        resp,
-        &request_id,
-        &path,
-        started,
-        route,
-        ip,
-        &method,
-    ))
+    req.set_data(PeerIp(ip));
+    Ok(answer(next.call(req).await))
 }
 
-/// The inner layer: refuses oversized bodies, and gives every error (ours,
-/// poem's, poem-openapi's parse errors) the contract's shape as a response,
-/// so that the CORS layer around it dresses errors like successes.
-pub async fn contract_errors<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+/// Layer: request metrics (by route template) and the log line.
+pub async fn access_log<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let id = req
+        .data::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let ip = req
+        .data::<PeerIp>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0);
+    let resp = answer(next.call(req).await);
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    // Route templates, not raw paths, so the label set stays bounded.
+    let route = super::routes::template(&method, &path);
+    metrics::counter!("gatehouse_http_requests_total", "route" => route, "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("gatehouse_http_request_duration_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
+    if path != "/healthz" && path != "/metrics" {
+        tracing::info!(
+            request.id = %id,
+            http.method = %method,
+            http.route = route,
+            http.status = status,
+            client.ip = %ip,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "{method} {route} {status}"
+        );
+    }
+    Ok(resp)
+}
+
+/// Layer: the headers every response carries (no sniffing, no framing, a
+/// CSP per kind of page, no `Server`).
+pub async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let path = req.uri().path().to_owned();
+    let mut resp = answer(next.call(req).await);
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Pages post forms to themselves: `same-origin` keeps their `Origin`
+    // header (which `no-referrer` would turn into `null`).
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static(if super::pages::is_page(&path) {
+            "same-origin"
+        } else {
+            "no-referrer"
+        }),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp(&path)),
+    );
+    h.remove(header::SERVER);
+    Ok(resp)
+}
+
+/// Layer: bodies over `server.max_body_bytes` get 413, whatever the
+/// framing (length, chunked, HTTP/2 without a length).
+pub async fn body_limit<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let max_body = req
         .data::<AppState>()
         .map_or(65536, |s| s.live.get().server.max_body_bytes);
     if let Err(too_large) = limit_body(&mut req, max_body).await {
         return Ok(too_large);
     }
+    Ok(answer(next.call(req).await))
+}
+
+/// An inner layer's outcome as a response (they have all turned errors
+/// into responses; anything left is shaped here).
+fn answer(r: poem::Result<impl IntoResponse>) -> Response {
+    match r {
+        Ok(r) => r.into_response(),
+        Err(e) if e.is_from_response() => e.into_response(),
+        Err(e) => super::error::from_poem(e),
+    }
+}
+
+/// Layer, innermost: gives every error (ours, poem's, poem-openapi's parse
+/// errors) the contract's shape as a response, so that the CORS layer
+/// around it dresses errors like successes.
+pub async fn contract_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut resp = match next.call(req).await {
@@ -210,59 +292,4 @@ pub async fn contract_errors<E: Endpoint>(next: E, mut req: Request) -> poem::Re
         resp = super::error::from_poem(poem::Error::from_string(body, status));
     }
     Ok(resp)
-}
-
-/// Metrics, the request log line, and the headers every response carries.
-fn finish(
-    mut resp: Response,
-    request_id: &str,
-    path: &str,
-    started: Instant,
-    route: &'static str,
-    ip: IpAddr,
-    method: &Method,
-) -> Response {
-    let status = resp.status().as_u16();
-    let elapsed = started.elapsed();
-    // Route templates, not raw paths, so the label set stays bounded.
-    metrics::counter!("gatehouse_http_requests_total", "route" => route, "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!("gatehouse_http_request_duration_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
-    if path != "/healthz" && path != "/metrics" {
-        tracing::info!(
-            request.id = %request_id,
-            http.method = %method,
-            http.route = route,
-            http.status = status,
-            client.ip = %ip,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "{method} {route} {status}"
-        );
-    }
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-request-id", v);
-    }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // Pages post forms to themselves: `same-origin` keeps their `Origin`
-    // header (which `no-referrer` would turn into `null`).
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static(if super::pages::is_page(path) {
-            "same-origin"
-        } else {
-            "no-referrer"
-        }),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp(path)),
-    );
-    h.remove(header::SERVER);
-    resp
 }

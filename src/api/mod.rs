@@ -87,8 +87,12 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
         .nest("/", api)
         .into_endpoint()
         .around(middleware::contract_errors)
+        .around(middleware::body_limit)
         .with_if(cors.is_some(), cors.unwrap_or_default())
-        .around(middleware::observe)
+        .around(middleware::security_headers)
+        .around(middleware::access_log)
+        .around(middleware::client_address)
+        .around(middleware::request_id)
         .data(state)
 }
 
