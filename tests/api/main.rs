@@ -16,6 +16,7 @@ mod interop;
 mod keys;
 mod limits;
 mod ops;
+mod pages;
 mod reload;
 mod replicas;
 mod rp_openidconnect;
