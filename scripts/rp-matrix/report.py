@@ -24,19 +24,33 @@ from pathlib import Path
 
 # Known rows and columns, in table order; anything else is appended in the
 # order it first appears.
-ROWS = ["authlib", "PyJWT", "openid-client", "jose", "Chromium SPA (fetch, CORS)", "openidconnect"]
+ROWS = [
+    "authlib",
+    "PyJWT",
+    "openid-client",
+    "jose",
+    "Chromium SPA (fetch, CORS)",
+    "Chromium login (hosted pages)",
+    "openidconnect",
+]
 COLUMNS = [
     "discovery",
     "register",
     "password grant",
+    "code flow (PKCE)",
+    "SSO",
+    "prompt=login",
     "refresh",
     "revoke",
+    "logout",
     "introspect",
     "userinfo",
     "error body",
     "access token (at+jwt)",
     "access token (typ JWT)",
     "ID token",
+    "keyboard",
+    "hosted pages",
 ]
 BACKENDS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 PASS, FAIL, NOT_RUN = "✅", "❌", "–"

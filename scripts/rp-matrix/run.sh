@@ -10,9 +10,9 @@
 # psql and dropped at the end).
 # For each backend: a config file in a temp dir, `gatehouse serve` on a free
 # 127.0.0.1 port, then the Python suite (python/: authlib, PyJWT; pytest)
-# and the Node suite (node/: openid-client, jose, and a browser SPA in
-# Debian's chromium through playwright-core; node --test), then the server
-# is stopped.
+# and the Node suite (node/: openid-client, jose, a browser SPA and browser
+# login on the hosted pages, in Debian's chromium through playwright-core;
+# node --test), then the server is stopped.
 #
 # Installs what it needs, once (later runs reuse it while the pins are
 # unchanged): a venv with python/requirements.txt, `npm ci` in node/, and
@@ -31,9 +31,10 @@
 #   CHROMIUM            browser binary               [/usr/bin/chromium]
 #
 # Outputs in $RP_MATRIX_DIR: results.jsonl (one line per library × check ×
-# backend: library, version, check, backend, result pass|fail, detail) and
+# backend: library, version, check, backend, result pass|fail, detail),
 # works-with.md (the table; scripts/rp-matrix/readme-table.sh puts it into
-# README.md). Stdout: the table, the failures, and a last line
+# README.md) and screenshots/ (the hosted pages at 1280x800 and 375x740,
+# <backend>-<page>-<width>x<height>.png; not committed). Stdout: the table, the failures, and a last line
 # `N passed, M failed`. Exit status 0 only when every check passed.
 set -euo pipefail
 
@@ -127,6 +128,9 @@ DEPS_DONE=$SECONDS
 # --- run state and cleanup ---------------------------------------------------------
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rp-matrix.XXXXXX")
+SCREENSHOTS=$OUT/screenshots # this run's only: older ones are removed
+rm -rf "$SCREENSHOTS"
+mkdir -p "$SCREENSHOTS"
 SERVER_PID=
 PG_DB=
 KEEP_WORK=${RP_MATRIX_KEEP:-}
@@ -245,10 +249,13 @@ login_per_ip = "1000/1m"
 register_per_ip = "1000/1m"
 unauthenticated_per_ip = "100000/1m"
 
-# A public client (the SPA and the password-grant RPs).
+# A public client: the SPA, the password-grant RPs, and browser login
+# (openid-client, Chromium). A loopback redirect URI matches on any port.
 [[clients]]
 id = "spa"
-grant_types = ["password", "refresh_token"]
+grant_types = ["password", "refresh_token", "authorization_code"]
+redirect_uris = ["http://127.0.0.1/callback"]
+post_logout_redirect_uris = ["http://127.0.0.1/logged-out"]
 
 # A confidential client: the resource server that introspects tokens.
 [[clients]]
@@ -256,11 +263,20 @@ id = "rs"
 secret = "rs-secret-123456"
 grant_types = ["password", "refresh_token"]
 
-# Access tokens with typ "JWT", for resource servers that refuse at+jwt.
+# Access tokens with typ "JWT", for resource servers that refuse at+jwt;
+# also the second application of the browser's single sign-on.
 [[clients]]
 id = "spring"
-grant_types = ["password", "refresh_token"]
+grant_types = ["password", "refresh_token", "authorization_code"]
+redirect_uris = ["http://127.0.0.1/callback"]
 access_token_typ = "JWT"
+
+# A confidential web app that logs users in through the browser (authlib):
+# no grant_types, so the default (authorization_code, refresh_token).
+[[clients]]
+id = "webapp"
+secret = "webapp-secret-123456"
+redirect_uris = ["http://127.0.0.1/callback"]
 EOF
 
   log "$backend: starting the server on $issuer"
@@ -283,7 +299,7 @@ EOF
     "${CLEAN_ENV[@]}"
     RP_ISSUER="$issuer" RP_BACKEND="$backend" RP_SPA_PORT="$spa_port"
     RP_GATEHOUSE_BIN="$BIN" RP_GATEHOUSE_CONFIG="$config" CHROMIUM="$CHROMIUM"
-    PYTHONDONTWRITEBYTECODE=1
+    RP_SCREENSHOTS="$SCREENSHOTS" PYTHONDONTWRITEBYTECODE=1
   )
   local rc=0
   log "$backend: Python suite (authlib, PyJWT)"
@@ -292,7 +308,7 @@ EOF
   judge_suite "$results_py" "$backend" "Python suite" "$rc"
 
   rc=0
-  log "$backend: Node suite (openid-client, jose, Chromium SPA)"
+  log "$backend: Node suite (openid-client, jose, Chromium SPA, Chromium login)"
   (cd "$HERE/node" && exec "${suite_env[@]}" RP_RESULTS="$results_node" \
     timeout --kill-after=10 "$SUITE_TIMEOUT" node --test --test-reporter=spec test/*.test.mjs </dev/null) >&2 || rc=$?
   judge_suite "$results_node" "$backend" "Node suite" "$rc"

@@ -8,6 +8,9 @@
 //! reload. Every other key is cold: a reload that changes one logs that a
 //! restart is needed and keeps the running value, so a process never runs
 //! half of a new database or key configuration.
+//!
+//! (Over 500 lines on purpose: one documented type per TOML section with
+//! its defaults, so the configuration reference reads top to bottom.)
 
 mod hot;
 mod load;

@@ -1,5 +1,8 @@
 //! Abuse resistance, as an attacker would try it: look-alike addresses,
 //! squatting an address, bodies with no length.
+//!
+//! (Over 500 lines: each attack is one story with its setup in full, so a
+//! reader sees what the attacker sends without chasing helpers.)
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

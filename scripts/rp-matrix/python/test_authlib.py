@@ -1,18 +1,40 @@
 """authlib as a relying party: the requests-based OAuth2Session (which sends
 `Content-Type: application/x-www-form-urlencoded;charset=UTF-8`) against the
-token, revocation and introspection endpoints, and authlib's RFC 9068
-JWTBearerTokenValidator for the access token."""
+token, revocation and introspection endpoints; the authorization code flow
+with PKCE (S256) as the confidential web app `webapp`, the login page posted
+with requests; the ID token checked the way authlib's OpenID client
+(`parse_id_token`) does it; and authlib's RFC 9068 JWTBearerTokenValidator
+for the access token."""
+
+import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.errors import InvalidClaimError
+from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
 
-from conftest import ISSUER, TIMEOUT, jwt_part, plain_password_grant
+from conftest import (
+    ISSUER,
+    REDIRECT_URI,
+    TIMEOUT,
+    authorization_response,
+    jwt_part,
+    login_through_pages,
+    plain_code_flow,
+    plain_password_grant,
+)
 
 SCOPE = "openid profile email offline_access"
 RS_ID, RS_SECRET = "rs", "rs-secret-123456"
+WEB_ID, WEB_SECRET = "webapp", "webapp-secret-123456"
 
 
 def spa_session() -> OAuth2Session:
@@ -106,6 +128,103 @@ def test_introspect(metadata, user):
         resp = rs.introspect_token(metadata["introspection_endpoint"], token="not-a-token")
         assert resp.status_code == 200, f"unknown token: {resp.status_code}: {resp.text[:200]}"
         assert resp.json() == {"active": False}, resp.json()
+
+
+def webapp_session() -> OAuth2Session:
+    # A confidential web app: PKCE S256 on top of HTTP Basic.
+    return OAuth2Session(
+        client_id=WEB_ID,
+        client_secret=WEB_SECRET,
+        token_endpoint_auth_method="client_secret_basic",
+        scope=SCOPE,
+        redirect_uri=REDIRECT_URI,
+        code_challenge_method="S256",
+        default_timeout=TIMEOUT,
+    )
+
+
+@pytest.mark.rp("authlib", "code flow (PKCE)")
+def test_code_flow(metadata, user):
+    email, password = user
+    verifier = generate_token(48)
+    nonce = generate_token(20)
+    with webapp_session() as s:
+        url, state = s.create_authorization_url(
+            metadata["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+        )
+        query = parse_qs(urlsplit(url).query)
+        assert query.get("code_challenge_method") == ["S256"], url
+        with requests.Session() as browser:
+            callback = login_through_pages(browser, url, email, password)
+        params = authorization_response(callback)
+        # RFC 9207 (discovery says authorization_response_iss_parameter_supported);
+        # authlib itself does not look at iss.
+        assert params.get("iss") == ISSUER, f"iss in the authorization response: {params.get('iss')!r}"
+        # fetch_token checks state, sends code, redirect_uri and code_verifier.
+        token = s.fetch_token(
+            metadata["token_endpoint"], authorization_response=callback, state=state, code_verifier=verifier
+        )
+        assert token.get("access_token"), token
+        assert token.get("refresh_token"), "no refresh_token although scope has offline_access"
+        assert token.get("id_token"), "no id_token although scope has openid"
+        access = jwt_part(token["access_token"], 1)
+        assert access.get("client_id") == WEB_ID, access
+        assert jwt_part(token["id_token"], 1).get("nonce") == nonce, jwt_part(token["id_token"], 1)
+        # The session refreshes as the confidential client.
+        again = s.refresh_token(metadata["token_endpoint"], refresh_token=token["refresh_token"])
+        assert again.get("access_token") and again["access_token"] != token["access_token"], again
+
+
+def parse_id_token(metadata: dict, token: dict, nonce: str, client_id: str) -> CodeIDToken:
+    """What authlib's OpenID client (OpenIDMixin.parse_id_token in
+    authlib.integrations.base_client) does: the JWKS as a joserfc KeySet,
+    jwt.decode with the discovered algorithms, then authlib's CodeIDToken
+    claims validated with nonce, client_id and access_token (at_hash);
+    authlib checks only iss by default, the audience is pinned here too."""
+    resp = requests.get(metadata["jwks_uri"], timeout=TIMEOUT)
+    resp.raise_for_status()
+    decoded = jwt.decode(
+        token["id_token"],
+        key=KeySet.import_key_set(resp.json()),
+        registry=JWSRegistry(
+            algorithms=metadata["id_token_signing_alg_values_supported"], strict_check_header=False
+        ),
+    )
+    claims = CodeIDToken(
+        decoded.claims,
+        decoded.header,
+        {
+            "iss": {"essential": True, "value": ISSUER},
+            "aud": {"essential": True, "value": client_id},
+            "nonce": {"essential": True},
+            "auth_time": {"essential": True},
+        },
+        {"nonce": nonce, "client_id": client_id, "access_token": token["access_token"]},
+    )
+    claims.validate(leeway=120)
+    return claims
+
+
+@pytest.mark.rp("authlib", "ID token")
+def test_id_token(metadata, user):
+    email, password = user
+    nonce = generate_token(20)
+    before = int(time.time()) - 5
+    tokens = plain_code_flow(metadata, email, password, WEB_ID, WEB_SECRET, nonce=nonce)
+    assert tokens.get("id_token"), "no id_token although scope has openid"
+    claims = parse_id_token(metadata, tokens, nonce, WEB_ID)
+    assert claims.header.get("alg") == "RS256", claims.header
+    assert claims["nonce"] == nonce, dict(claims)
+    assert claims["sub"] == jwt_part(tokens["access_token"], 1)["sub"], dict(claims)
+    assert claims.get("email") == email, dict(claims)
+    assert claims.get("amr") == ["pwd"], f"amr: {claims.get('amr')!r}"
+    assert isinstance(claims.get("sid"), str) and claims["sid"], f"sid: {claims.get('sid')!r}"
+    assert before <= claims["auth_time"] <= claims["iat"] + 5, (
+        f"auth_time {claims['auth_time']} is not the login just made (iat {claims['iat']})"
+    )
+    # A different nonce is refused, as the app must do.
+    with pytest.raises(InvalidClaimError, match="nonce"):
+        parse_id_token(metadata, tokens, nonce + "-other", WEB_ID)
 
 
 class GatehouseValidator(JWTBearerTokenValidator):

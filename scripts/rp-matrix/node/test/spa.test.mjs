@@ -4,33 +4,17 @@
 // playwright-core) and calls the IdP with fetch. The page reports what it
 // got; each step is one cell.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { PAGE_TIMEOUT_MS, browserVersion as version, launchBrowser } from '../lib/browser.mjs';
 import { ISSUER, check, newUser, payloadOf } from '../lib/harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SPA_PORT = Number(process.env.RP_SPA_PORT);
 const SPA_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'spa');
 const LIB = 'Chromium SPA (fetch, CORS)';
-const PAGE_TIMEOUT_MS = 30_000;
-
-let chromiumVersion;
-function version() {
-  if (chromiumVersion === undefined) {
-    try {
-      const out = execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
-      chromiumVersion = out.match(/(\d+(?:\.\d+)+)/)?.[1] ?? out.trim();
-    } catch {
-      chromiumVersion = 'not found';
-    }
-  }
-  return chromiumVersion;
-}
 
 function serveSpa() {
   const files = {
@@ -65,12 +49,7 @@ async function runPage() {
   const server = await serveSpa();
   let browser;
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: PAGE_TIMEOUT_MS,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update'],
-    });
+    browser = await launchBrowser();
     const page = await browser.newPage();
     page.on('console', (m) => { if (m.type() === 'error') notes.push(m.text()); });
     page.on('pageerror', (e) => notes.push(`page error: ${e.message}`));
