@@ -3,7 +3,7 @@
 //! Map of the crate, in dependency order (each layer uses only those below):
 //!
 //! - [`app`]: wiring — builds every service from [`config::Settings`] into one
-//!   [`app::AppState`]; [`app::Application`] binds and serves it.
+//!   [`app::AppState`]; [`server::Application`] binds and serves it.
 //! - [`api`]: the HTTP layer (poem-openapi). Thin: parse, call one service,
 //!   map the result through [`api::error`].
 //! - Domain, free of HTTP types: [`accounts`] (registration, activation,
@@ -36,6 +36,7 @@ pub mod reload;
 pub mod scope;
 pub mod sealing;
 pub mod secrets;
+pub mod server;
 pub mod sessions;
 pub mod shutdown;
 pub mod telemetry;

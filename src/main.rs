@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use gatehouse::app::{AppState, Application};
+use gatehouse::app::AppState;
 use gatehouse::config::{DEFAULT_CONFIG_PATH, LogFormat, Settings};
+use gatehouse::server::Application;
 
 #[derive(Parser)]
 #[command(

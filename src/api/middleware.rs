@@ -18,8 +18,17 @@ use crate::app::AppState;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-/// CORS for the configured browser origins, or none.
-pub fn cors(origins: &[String]) -> Option<Cors> {
+/// The origin (`scheme://host[:port]`) of an absolute URL.
+pub fn origin_of(url: &str) -> &str {
+    url.find("://")
+        .and_then(|i| url[i + 3..].find('/').map(|j| &url[..i + 3 + j]))
+        .unwrap_or(url)
+}
+
+/// CORS for the configured browser origins, or none. The server's own
+/// origin (`public_url`) is always allowed besides them: browsers send
+/// `Origin` on same-origin posts too (the hosted pages, Swagger UI).
+pub fn cors(origins: &[String], public_url: &str) -> Option<Cors> {
     if origins.is_empty() {
         return None;
     }
@@ -31,6 +40,7 @@ pub fn cors(origins: &[String]) -> Option<Cors> {
     for o in origins {
         c = c.allow_origin(o.as_str());
     }
+    c = c.allow_origin(origin_of(public_url));
     Some(c)
 }
 

@@ -80,7 +80,8 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
     let api = service();
     let spec = api.spec_endpoint();
     let docs = docs(&api, &state.live.get().server.public_url);
-    let cors = middleware::cors(&state.live.get().server.cors_origins);
+    let settings = state.live.get();
+    let cors = middleware::cors(&settings.server.cors_origins, &settings.server.public_url);
     pages::mount(Route::new())
         .at("/openapi.json", spec)
         .nest("/docs", docs)

@@ -57,9 +57,11 @@ pub struct AuthorizationRequest {
     pub max_age: Option<i64>,
     /// Prefills the login page.
     pub login_hint: Option<String>,
-    /// A login made before this instant does not count (set when the
-    /// request came back from a login forced by `prompt=login`).
-    pub auth_after: Option<i64>,
+    /// The login marker the hosted login page adds when it sends the
+    /// request back ([`OAuth::login_marker`]): with `prompt=login`, only a
+    /// login made after the marker's instant counts. Checked by its MAC, so
+    /// a marker typed into the URL counts for nothing.
+    pub auth_after: Option<String>,
 }
 
 /// Why an authorization request cannot go on.
@@ -244,7 +246,7 @@ pub fn parse(
                 .into(),
         ),
     };
-    let auth_after = one("auth_after")?.and_then(|v| v.parse::<i64>().ok());
+    let auth_after = one("auth_after")?.map(str::to_owned);
     Ok(AuthorizationRequest {
         client,
         redirect_uri: redirect_uri.to_owned(),
@@ -276,13 +278,16 @@ impl AuthorizationRequest {
         }
     }
 
-    /// Whether `session` may answer this request without a new password.
-    fn satisfied_by(&self, session: &login_sessions::Model, now: DateTime<Utc>) -> bool {
+    /// Whether `session` may answer this request without a new password;
+    /// `auth_after` is the checked login marker's instant, if any.
+    fn satisfied_by(
+        &self,
+        session: &login_sessions::Model,
+        now: DateTime<Utc>,
+        auth_after: Option<i64>,
+    ) -> bool {
         let auth = session.auth_time.timestamp();
-        if self.auth_after.is_some_and(|after| auth < after) {
-            return false;
-        }
-        if self.prompt == Some(Prompt::Login) && self.auth_after.is_none() {
+        if self.prompt == Some(Prompt::Login) && auth_after.is_none_or(|after| auth < after) {
             return false;
         }
         if let Some(max) = self.max_age
@@ -325,7 +330,11 @@ impl OAuth {
     ) -> Result<Outcome> {
         let issuer = self.tokens.issuer().to_owned();
         let now = self.clock.now();
-        let session = session.filter(|s| request.satisfied_by(s, now));
+        let auth_after = request
+            .auth_after
+            .as_deref()
+            .and_then(|m| self.check_login_marker(m));
+        let session = session.filter(|s| request.satisfied_by(s, now, auth_after));
         let Some(session) = session else {
             if request.prompt == Some(Prompt::None) {
                 return Ok(Outcome::Redirect(request.error(
@@ -377,6 +386,29 @@ impl OAuth {
             redirect_uri: request.redirect_uri.clone(),
             params,
         }))
+    }
+
+    /// A marker for "a login after now", for the hosted login page to add
+    /// to an authorization request it sends back after `prompt=login`:
+    /// the instant and a MAC of it under the server key.
+    pub fn login_marker(&self) -> String {
+        let at = self.clock.now().timestamp().to_string();
+        let mac = self.server_key.mac(&[b"auth-after", at.as_bytes()]);
+        format!("{at}.{}", URL_SAFE_NO_PAD.encode(&mac[..16]))
+    }
+
+    /// The instant of a marker made by [`Self::login_marker`], if its MAC
+    /// holds.
+    fn check_login_marker(&self, marker: &str) -> Option<i64> {
+        let (at, mac) = marker.split_once('.')?;
+        let expected = self.server_key.mac(&[b"auth-after", at.as_bytes()]);
+        let given = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            &expected[..16],
+            given.as_slice(),
+        ))
+        .then(|| at.parse().ok())
+        .flatten()
     }
 
     /// RFC 6749 §4.1.3: exchanges a code for tokens. A code works once; a

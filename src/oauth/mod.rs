@@ -27,6 +27,7 @@ use crate::tokens::{Grant, TokenSet, Tokens};
 #[derive(Clone)]
 pub struct OAuth {
     db: sea_orm::DatabaseConnection,
+    server_key: crate::secrets::ServerKey,
     writes: crate::db::WriteGate,
     accounts: Accounts,
     sessions: Sessions,
@@ -49,8 +50,13 @@ pub struct Login {
 
 impl OAuth {
     /// Builds the service.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the service is wired from its parts once, in app.rs"
+    )]
     pub fn new(
         db: sea_orm::DatabaseConnection,
+        server_key: crate::secrets::ServerKey,
         accounts: Accounts,
         sessions: Sessions,
         tokens: Tokens,
@@ -61,6 +67,7 @@ impl OAuth {
         Self {
             writes: crate::db::WriteGate::for_db(&db),
             db,
+            server_key,
             accounts,
             sessions,
             tokens,

@@ -196,6 +196,19 @@ async fn a_live_session_signs_into_a_second_app_unless_told_otherwise(backend: B
         .await;
     assert!(query_of(&back).contains_key("code"), "{back}");
 
+    // The marker the login page adds cannot be forged to skip prompt=login.
+    for forged in ["&auth_after=0", "&auth_after=0.AAAAAAAAAAAAAAAAAAAAAA"] {
+        let r = browser
+            .get(&authorize_path(
+                "second-app",
+                REDIRECT,
+                &challenge,
+                &format!("&prompt=login{forged}"),
+            ))
+            .await;
+        assert!(Browser::location(&r).starts_with("/login"), "{forged}");
+    }
+
     // max_age exceeded: log in again.
     app.advance(Duration::from_secs(120));
     let r = browser

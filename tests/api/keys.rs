@@ -149,7 +149,7 @@ async fn private_keys_can_be_encrypted_at_rest(backend: Backend) {
         &db.url,
         "[keys]\nencryption_key = \"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=\"\n",
     );
-    let err = gatehouse::app::Application::build(wrong, None)
+    let err = gatehouse::server::Application::build(wrong, None)
         .await
         .err()
         .expect("refuses to start");

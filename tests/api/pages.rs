@@ -268,3 +268,42 @@ async fn forgot_and_reset_work_through_the_pages_without_telling_who_exists() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_pages_work_beside_configured_cors_origins() {
+    // Browsers send `Origin` on same-origin form posts too: the server's
+    // own origin must pass the CORS layer that guards the other origins.
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        "[server]\ncors_origins = [\"https://spa.example\"]\n",
+    )
+    .await;
+    app.activated_user("cors@example.com").await;
+    let browser = Browser::new(&app.base);
+    let (_, html) = browser.page("/login").await;
+    let csrf = Browser::csrf_of(&html);
+    let post = |origin: &'static str| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .post(app.url("/login"))
+            .header("origin", origin)
+            .header("cookie", format!("gatehouse-csrf={csrf}"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("username", "cors@example.com"),
+                ("password", PASSWORD),
+            ])
+            .send()
+    };
+    let r = post(ISSUER).await.expect("request");
+    assert_eq!(r.status(), StatusCode::OK, "signed in from our own origin");
+    assert!(r.headers().get("set-cookie").is_some());
+    let r = post("https://spa.example").await.expect("request");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "a CORS origin is not the pages' origin"
+    );
+}

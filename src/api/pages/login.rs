@@ -28,7 +28,10 @@ pub async fn authorize(req: &Request) -> Response {
                 &settings,
                 StatusCode::BAD_REQUEST,
                 "This sign-in request cannot continue",
-                &format!("{why}. Go back to the application and try again."),
+                &format!(
+                    "{} Go back to the application and try again.",
+                    super::capitalised(&why)
+                ),
                 None,
             );
         }
@@ -47,16 +50,13 @@ pub async fn authorize(req: &Request) -> Response {
         Ok(Outcome::Redirect(r)) => redirect(StatusCode::FOUND, &r.url(), Vec::new()),
         Ok(Outcome::Login) => {
             // Come back to the same request; a forced login (prompt=login)
-            // comes back as "a login after now" so it does not loop.
+            // comes back with a signed "a login after now" so it does not loop.
             let mut back: Vec<(String, String)> = params
                 .into_iter()
-                .filter(|(k, _)| k != "prompt" && k != "auth_after")
+                .filter(|(k, _)| k != "auth_after")
                 .collect();
             if request.prompt == Some(Prompt::Login) {
-                back.push((
-                    "auth_after".into(),
-                    state.clock.now().timestamp().to_string(),
-                ));
+                back.push(("auth_after".into(), state.oauth.login_marker()));
             }
             let back = format!(
                 "/oauth/authorize?{}",

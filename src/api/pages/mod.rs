@@ -147,12 +147,7 @@ fn same_site_post(req: &Request, settings: &Settings, token: &str) -> bool {
     let origin_ok = match req.headers().get(header::ORIGIN) {
         None => true,
         Some(o) => {
-            let public = &settings.server.public_url;
-            let origin = public
-                .find("://")
-                .and_then(|i| public[i + 3..].find('/').map(|j| &public[..i + 3 + j]))
-                .unwrap_or(public);
-            o.as_bytes() == origin.as_bytes()
+            o.as_bytes() == super::middleware::origin_of(&settings.server.public_url).as_bytes()
         }
     };
     let cookie_ok = cookie(req, &csrf_cookie(settings))

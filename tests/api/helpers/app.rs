@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse::app::{AppState, Application};
+use gatehouse::app::AppState;
 use gatehouse::config::Settings;
+use gatehouse::server::Application;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
