@@ -81,7 +81,9 @@ impl Client {
     /// exactly, or a registered loopback URI on any port; in first-party
     /// mode any loopback URI.
     pub fn accepts_redirect(&self, uri: &str) -> bool {
-        if uri.contains('#') {
+        // No fragment (RFC 6749 §3.1.2), nothing a Location header cannot
+        // carry.
+        if uri.contains('#') || uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return false;
         }
         if self.redirect_uris.iter().any(|r| r == uri) {
@@ -146,13 +148,20 @@ fn configured_grants(listed: &[String]) -> Vec<String> {
     }
 }
 
-/// The Swagger UI client: public, browser login to the served docs.
+/// The Swagger UI client: public, browser login to the served docs. In
+/// first-party mode it may use every grant, as any client may there (Swagger
+/// UI names it for its password flow too).
 fn docs_client(settings: &Settings) -> Client {
+    let grants = if settings.clients.is_empty() {
+        crate::grants::ALL.iter().map(|g| (*g).to_owned()).collect()
+    } else {
+        configured_grants(&[])
+    };
     Client {
         id: DOCS_CLIENT_ID.into(),
         audience: DOCS_CLIENT_ID.into(),
         confidential: false,
-        grant_types: configured_grants(&[]),
+        grant_types: grants,
         access_token_typ: AccessTokenTyp::default(),
         redirect_uris: vec![format!(
             "{}/docs/oauth2-redirect.html",

@@ -142,6 +142,7 @@ impl Accounts {
         let txn = self.db.begin().await?;
         store::set_password_hash(&txn, user.id, &hash, now).await?;
         crate::sessions::store::revoke_user(&txn, user.id, keep_session, now).await?;
+        crate::sessions::store::end_login_sessions(&txn, user.id, keep_session, now).await?;
         // Reset links mailed before the change die with the old password.
         codes::discard(&txn, user.id, Kind::Reset).await?;
         txn.commit().await?;

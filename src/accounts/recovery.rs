@@ -76,6 +76,7 @@ impl Accounts {
         }
         store::set_password_hash(&txn, user.id, &hash, now).await?;
         crate::sessions::store::revoke_user(&txn, user.id, None, now).await?;
+        crate::sessions::store::end_login_sessions(&txn, user.id, None, now).await?;
         txn.commit().await?;
         tracing::info!(user.id = %user.id, "password reset; sessions revoked");
         Ok(())

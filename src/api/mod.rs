@@ -87,13 +87,9 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
         .nest("/docs", docs)
         .nest("/", api)
         .into_endpoint()
-        .around(middleware::contract_errors)
-        .around(middleware::body_limit)
+        .around(middleware::contract)
         .with_if(cors.is_some(), cors.unwrap_or_default())
-        .around(middleware::security_headers)
-        .around(middleware::access_log)
-        .around(middleware::client_address)
-        .around(middleware::request_id)
+        .around(middleware::observe)
         .data(state)
 }
 

@@ -266,6 +266,7 @@ impl OAuthApi {
                         r.code.as_deref().unwrap_or_default(),
                         r.redirect_uri.as_deref().unwrap_or_default(),
                         r.code_verifier.as_deref().unwrap_or_default(),
+                        ip,
                     )
                     .await?
             }

@@ -126,6 +126,12 @@ impl Settings {
                 366 * DAY,
             ),
             (
+                "accounts.login_session_ttl",
+                self.accounts.login_session_ttl,
+                MINUTE,
+                366 * DAY,
+            ),
+            (
                 "keys.jwks_max_age",
                 self.keys.jwks_max_age,
                 Duration::ZERO,

@@ -24,6 +24,9 @@ use crate::tokens::TokenSet;
 /// the contract says at most 60 s).
 const CODE_TTL_SECS: i64 = 60;
 
+/// How long a login marker counts: the time a person has to log in.
+const MARKER_TTL_SECS: i64 = 600;
+
 /// Longest `state`, `nonce` or `login_hint` kept.
 const MAX_PARAM_LEN: usize = 1024;
 
@@ -279,7 +282,9 @@ impl AuthorizationRequest {
     }
 
     /// Whether `session` may answer this request without a new password;
-    /// `auth_after` is the checked login marker's instant, if any.
+    /// `auth_after` is the checked login marker's instant, if any: a login
+    /// made after it satisfies `prompt=login` and `max_age` (the browser
+    /// just came back from the login page).
     fn satisfied_by(
         &self,
         session: &login_sessions::Model,
@@ -287,15 +292,23 @@ impl AuthorizationRequest {
         auth_after: Option<i64>,
     ) -> bool {
         let auth = session.auth_time.timestamp();
-        if self.prompt == Some(Prompt::Login) && auth_after.is_none_or(|after| auth < after) {
+        let fresh = auth_after.is_some_and(|after| auth >= after);
+        if self.prompt == Some(Prompt::Login) && !fresh {
             return false;
         }
         if let Some(max) = self.max_age
             && now.timestamp() - auth > max
+            && !fresh
         {
             return false;
         }
         true
+    }
+
+    /// Whether the login page must add a marker when it sends the browser
+    /// back, so that the fresh login counts ([`Self::satisfied_by`]).
+    pub fn needs_login_marker(&self) -> bool {
+        self.prompt == Some(Prompt::Login) || self.max_age.is_some()
     }
 }
 
@@ -327,7 +340,15 @@ impl OAuth {
         &self,
         request: &AuthorizationRequest,
         session: Option<&login_sessions::Model>,
+        ip: std::net::IpAddr,
     ) -> Result<Outcome> {
+        // Each answer may write a code: not unlimited.
+        self.limits
+            .check(
+                crate::limits::LimitKind::UnauthenticatedPerIp,
+                &ip.to_string(),
+            )
+            .await?;
         let issuer = self.tokens.issuer().to_owned();
         let now = self.clock.now();
         let auth_after = request
@@ -352,6 +373,13 @@ impl OAuth {
             .await?
             .is_some_and(|u| u.activated && !u.disabled);
         if !usable {
+            if request.prompt == Some(Prompt::None) {
+                return Ok(Outcome::Redirect(request.error(
+                    &issuer,
+                    "login_required",
+                    "the user must log in again",
+                )));
+            }
             return Ok(Outcome::Login);
         }
         let mut raw = [0u8; 32];
@@ -398,17 +426,19 @@ impl OAuth {
     }
 
     /// The instant of a marker made by [`Self::login_marker`], if its MAC
-    /// holds.
+    /// holds and it is at most [`MARKER_TTL_SECS`] old.
     fn check_login_marker(&self, marker: &str) -> Option<i64> {
         let (at, mac) = marker.split_once('.')?;
         let expected = self.server_key.mac(&[b"auth-after", at.as_bytes()]);
         let given = URL_SAFE_NO_PAD.decode(mac).ok()?;
-        bool::from(subtle::ConstantTimeEq::ct_eq(
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
             &expected[..16],
             given.as_slice(),
-        ))
-        .then(|| at.parse().ok())
-        .flatten()
+        )) {
+            return None;
+        }
+        let at: i64 = at.parse().ok()?;
+        (self.clock.now().timestamp() - at <= MARKER_TTL_SECS).then_some(at)
     }
 
     /// RFC 6749 §4.1.3: exchanges a code for tokens. A code works once; a
@@ -419,8 +449,15 @@ impl OAuth {
         code: &str,
         redirect_uri: &str,
         verifier: &str,
+        ip: std::net::IpAddr,
     ) -> Result<TokenSet> {
         client.check_grant(grants::AUTHORIZATION_CODE)?;
+        self.limits
+            .check(
+                crate::limits::LimitKind::UnauthenticatedPerIp,
+                &ip.to_string(),
+            )
+            .await?;
         if code.is_empty() || redirect_uri.is_empty() || verifier.is_empty() {
             return Err(Error::InvalidRequest(
                 "code, redirect_uri and code_verifier are required".into(),
@@ -447,7 +484,11 @@ impl OAuth {
             return Err(invalid_code());
         };
         if !claimed {
-            if let Some(family) = row.family_id {
+            // Only the client the code was issued to ends what it started:
+            // anyone else who saw the code cannot revoke a stranger's session.
+            if row.client_id == client.id
+                && let Some(family) = row.family_id
+            {
                 self.sessions.revoke_family(family).await?;
                 tracing::warn!(user.id = %row.user_id, "authorization code replayed: its tokens were revoked");
             }
@@ -460,6 +501,15 @@ impl OAuth {
             return Err(Error::InvalidGrant(
                 "the code_verifier does not match the code_challenge".into(),
             ));
+        }
+        // A code outlives neither its login session (logout, a password
+        // reset) nor its user's right to log in.
+        let session_live = login_sessions::Entity::find_by_id(row.login_session_id)
+            .one(db)
+            .await?
+            .is_some_and(|s| s.ended_at.is_none() && s.expires_at > now);
+        if !session_live {
+            return Err(invalid_code());
         }
         let user = self
             .accounts

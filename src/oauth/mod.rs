@@ -222,6 +222,36 @@ impl OAuth {
         self.tokens.id_token_hint(token)
     }
 
+    /// A new CSRF token for the hosted pages: 128 random bits and a MAC of
+    /// them under the server key, so a cookie planted by someone else (a
+    /// sibling host over plain http) is not one of ours.
+    pub fn new_csrf_token(&self) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut raw = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+        let mac = self.server_key.mac(&[b"csrf", &raw]);
+        format!("{}.{}", b64.encode(raw), b64.encode(&mac[..16]))
+    }
+
+    /// Whether `token` was made by [`Self::new_csrf_token`].
+    pub fn csrf_token_valid(&self, token: &str) -> bool {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let Some((raw, mac)) = token.split_once('.') else {
+            return false;
+        };
+        let (Ok(raw), Ok(mac)) = (b64.decode(raw), b64.decode(mac)) else {
+            return false;
+        };
+        let expected = self.server_key.mac(&[b"csrf", &raw]);
+        raw.len() == 16
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                &expected[..16],
+                mac.as_slice(),
+            ))
+    }
+
     /// Checks a bearer access token ([`Tokens::verify_access`]).
     pub async fn verify_access(&self, token: &str) -> Result<crate::tokens::claims::AccessClaims> {
         self.tokens.verify_access(token).await

@@ -151,6 +151,33 @@ pub async fn revoke_login_session(
     .await
 }
 
+/// Ends every live browser login session of `user`, except the one the
+/// refresh family `keep_family` started from (a password change keeps the
+/// caller's own session; a reset keeps none).
+pub async fn end_login_sessions(
+    db: &impl ConnectionTrait,
+    user: Uuid,
+    keep_family: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use crate::entity::login_sessions;
+    let keep = match keep_family {
+        Some(f) => Entity::find_by_id(f)
+            .one(db)
+            .await?
+            .and_then(|r| r.login_session_id),
+        None => None,
+    };
+    let mut q = login_sessions::Entity::update_many()
+        .col_expr(login_sessions::Column::EndedAt, Expr::value(now))
+        .filter(login_sessions::Column::UserId.eq(user))
+        .filter(login_sessions::Column::EndedAt.is_null());
+    if let Some(k) = keep {
+        q = q.filter(login_sessions::Column::Id.ne(k));
+    }
+    q.exec(db).await.map(|r| r.rows_affected)
+}
+
 /// Deletes tokens that expired before `before`.
 pub async fn delete_expired(
     db: &impl ConnectionTrait,

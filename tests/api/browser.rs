@@ -557,3 +557,187 @@ async fn swagger_ui_logs_in_with_the_docs_client_and_pkce() {
         .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+/// A code from a browser login for `client`, not yet exchanged.
+async fn code_for(browser: &Browser, client: &str, challenge: &str, extra: &str) -> String {
+    let to = browser
+        .authorize(
+            &authorize_path(client, REDIRECT, challenge, extra),
+            "review@example.com",
+            PASSWORD,
+        )
+        .await;
+    query_of(&to)
+        .remove("code")
+        .unwrap_or_else(|| panic!("a code: {to}"))
+}
+
+async fn what_ends_a_session_ends_its_codes_and_cookies(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.activated_user("review@example.com").await;
+    let browser = Browser::new(&app.base);
+    let (verifier, challenge) = pkce();
+
+    // A code issued before logout is not exchanged after it.
+    let first = code_for(&browser, "app", &challenge, "").await;
+    let t: Value = exchange(&app, "app", &first, REDIRECT, &verifier)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let pending = code_for(&browser, "app", &challenge, "").await;
+    let id_token = t["id_token"].as_str().expect("id token");
+    let r = browser
+        .get(&format!("/oauth/logout?id_token_hint={id_token}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "signed out");
+    let r = exchange(&app, "app", &pending, REDIRECT, &verifier).await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+    // A password change ends every other browser session.
+    let stolen = Browser::new(&app.base);
+    code_for(&stolen, "app", &challenge, "").await;
+    let bearer = app.login("review@example.com").await["access_token"]
+        .as_str()
+        .expect("at")
+        .to_owned();
+    let r = app
+        .http
+        .post(app.url("/account/password"))
+        .bearer_auth(&bearer)
+        .json(&serde_json::json!({"current_password": PASSWORD, "new_password": "another-Lantern-meadow-88"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = stolen
+        .get(&authorize_path("app", REDIRECT, &challenge, ""))
+        .await;
+    assert!(
+        Browser::location(&r).starts_with("/login"),
+        "the old browser session is over"
+    );
+}
+both!(what_ends_a_session_ends_its_codes_and_cookies);
+
+#[tokio::test]
+async fn a_replay_by_another_client_revokes_nothing_and_prompt_none_never_shows_a_page() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.activated_user("review@example.com").await;
+    let browser = Browser::new(&app.base);
+    let (verifier, challenge) = pkce();
+    let code = code_for(&browser, "app", &challenge, "").await;
+    let t: Value = exchange(&app, "app", &code, REDIRECT, &verifier)
+        .await
+        .json()
+        .await
+        .expect("json");
+    // Someone else who saw the code: refused, and the owner's session lives.
+    let r = exchange(&app, "someone-else", &code, REDIRECT, "x").await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let r = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "app"),
+                ("refresh_token", t["refresh_token"].as_str().expect("rt")),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // max_age=0 comes back from the login page without looping.
+    let fresh = Browser::new(&app.base);
+    let to = fresh
+        .authorize(
+            &authorize_path("app", REDIRECT, &challenge, "&max_age=0"),
+            "review@example.com",
+            PASSWORD,
+        )
+        .await;
+    assert!(query_of(&to).contains_key("code"), "{to}");
+
+    // POST works as GET (OIDC Core §3.1.2.1).
+    let r = fresh
+        .post(
+            "/oauth/authorize",
+            &[
+                ("response_type", "code"),
+                ("client_id", "app"),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("state", "p1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(query_of(&Browser::location(&r))["state"], "p1");
+
+    // A disabled user's live session: prompt=none answers login_required.
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    gatehouse::entity::users::Entity::update_many()
+        .col_expr(
+            gatehouse::entity::users::Column::Disabled,
+            Expr::value(true),
+        )
+        .filter(gatehouse::entity::users::Column::EmailNormalized.eq("review@example.com"))
+        .exec(&app.state.db)
+        .await
+        .expect("disable");
+    let r = fresh
+        .get(&authorize_path("app", REDIRECT, &challenge, "&prompt=none"))
+        .await;
+    assert_eq!(query_of(&Browser::location(&r))["error"], "login_required");
+
+    // Control characters in a redirect URI: a page, never a redirect.
+    let r = fresh
+        .get(&authorize_path(
+            "app",
+            "http://127.0.0.1:9/x\r\nSet-Cookie:a=b",
+            &challenge,
+            "",
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_login_marker_counts_for_ten_minutes_only() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.activated_user("review@example.com").await;
+    let browser = Browser::new(&app.base);
+    let (_, challenge) = pkce();
+    // A marker fetched before logging in (anyone can get one).
+    let r = browser
+        .get(&authorize_path(
+            "app",
+            REDIRECT,
+            &challenge,
+            "&prompt=login",
+        ))
+        .await;
+    let login = Browser::location(&r);
+    let cont = query_of(&login)["continue"].clone();
+    let marker = query_of(&cont)["auth_after"].clone();
+    code_for(&browser, "app", &challenge, "").await;
+    // Within its ten minutes it stands for "a login after then".
+    app.advance(Duration::from_secs(11 * 60));
+    let r = browser
+        .get(&authorize_path(
+            "app",
+            REDIRECT,
+            &challenge,
+            &format!("&prompt=login&auth_after={}", query_encode(&marker)),
+        ))
+        .await;
+    assert!(
+        Browser::location(&r).starts_with("/login"),
+        "an old marker does not count"
+    );
+}
+
+fn query_encode(v: &str) -> String {
+    form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}

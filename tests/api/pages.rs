@@ -307,3 +307,27 @@ async fn the_pages_work_beside_configured_cors_origins() {
         "a CORS origin is not the pages' origin"
     );
 }
+
+#[tokio::test]
+async fn a_planted_csrf_cookie_is_not_ours() {
+    // Over plain http a sibling host can set cookies: a token it made up
+    // (even one of the right shape) is refused.
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.activated_user("planted@example.com").await;
+    let planted = "AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA";
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(app.url("/login"))
+        .header("cookie", format!("gatehouse-csrf={planted}"))
+        .form(&[
+            ("csrf", planted),
+            ("username", "planted@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

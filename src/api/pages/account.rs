@@ -78,6 +78,7 @@ fn register_page(
         username: f.username.clone(),
         given_name: f.given_name.clone(),
         family_name: f.family_name.clone(),
+        min_password: settings.accounts.password_min_length,
         error,
     };
     html(status, page.html(), set.into_iter().collect())
@@ -321,6 +322,7 @@ fn reset_page(
         title: "Choose a new password".into(),
         csrf: csrf_token,
         token: token.chars().take(512).collect(),
+        min_password: settings.accounts.password_min_length,
         error,
     };
     html(status, page.html(), set.into_iter().collect())

@@ -9,18 +9,32 @@ use super::{
     PageForm, continue_target, cookie, csrf, describe, forged, html, message, query_encode,
     redirect, same_site_post, session_cookie, set_cookie, state, unreadable,
 };
-use crate::oauth::authorize::{AuthorizeError, Outcome, Prompt, parse};
+use crate::oauth::authorize::{AuthorizeError, Outcome, parse};
 
-/// RFC 6749 §4.1.1 / OIDC Core §3.1.2.1: checks the request, then answers
-/// with a code (a live login session), the login page, or an error.
+/// `GET /oauth/authorize`: RFC 6749 §4.1.1 / OIDC Core §3.1.2.1.
 #[poem::handler]
 pub async fn authorize(req: &Request) -> Response {
-    let state = state(req);
-    let settings = state.live.get();
     let query = req.uri().query().unwrap_or_default();
-    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+    let params = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
+    answer(req, params).await
+}
+
+/// `POST /oauth/authorize` (OIDC Core §3.1.2.1: the same parameters as a
+/// form body).
+#[poem::handler]
+pub async fn authorize_post(req: &Request, body: poem::Body) -> Response {
+    let bytes = body.into_bytes().await.unwrap_or_default();
+    let params = form_urlencoded::parse(&bytes).into_owned().collect();
+    answer(req, params).await
+}
+
+/// Checks the request, then answers with a code (a live login session),
+/// the login page, or an error.
+async fn answer(req: &Request, params: Vec<(String, String)>) -> Response {
+    let state = state(req);
+    let settings = state.live.get();
     let request = match parse(&settings, &settings.server.public_url, &params) {
         Ok(r) => r,
         Err(AuthorizeError::Untrusted(why)) => {
@@ -46,16 +60,21 @@ pub async fn authorize(req: &Request) -> Response {
         },
         None => None,
     };
-    match state.oauth.authorize(&request, session.as_ref()).await {
+    match state
+        .oauth
+        .authorize(&request, session.as_ref(), crate::api::client_ip(req))
+        .await
+    {
         Ok(Outcome::Redirect(r)) => redirect(StatusCode::FOUND, &r.url(), Vec::new()),
         Ok(Outcome::Login) => {
-            // Come back to the same request; a forced login (prompt=login)
-            // comes back with a signed "a login after now" so it does not loop.
+            // Come back to the same request; a forced login (prompt=login,
+            // max_age) comes back with a signed "a login after now" so it
+            // does not loop.
             let mut back: Vec<(String, String)> = params
                 .into_iter()
                 .filter(|(k, _)| k != "auth_after")
                 .collect();
-            if request.prompt == Some(Prompt::Login) {
+            if request.needs_login_marker() {
                 back.push(("auth_after".into(), state.oauth.login_marker()));
             }
             let back = format!(

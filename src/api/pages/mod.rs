@@ -25,7 +25,10 @@ use views::{MessagePage, Render as _};
 /// Adds the page routes to `route`, beside the API.
 pub fn mount(route: Route) -> Route {
     route
-        .at("/oauth/authorize", get(login::authorize))
+        .at(
+            "/oauth/authorize",
+            get(login::authorize).post(login::authorize_post),
+        )
         .at("/login", get(login::show).post(login::submit))
         .at(
             "/register",
@@ -127,22 +130,21 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
 }
 
 /// The browser's CSRF token, and the `Set-Cookie` to issue one when it
-/// has none yet.
+/// has none (or one that is not ours) yet.
 fn csrf(req: &Request, settings: &Settings) -> (String, Option<String>) {
     let name = csrf_cookie(settings);
-    if let Some(v) = cookie(req, &name).filter(|v| v.len() == 43) {
+    let oauth = &state(req).oauth;
+    if let Some(v) = cookie(req, &name).filter(|v| oauth.csrf_token_valid(v)) {
         return (v, None);
     }
-    let mut raw = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
-    use base64::Engine as _;
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let token = oauth.new_csrf_token();
     let set = set_cookie(settings, &name, &token, Some(24 * 3600));
     (token, Some(set))
 }
 
 /// Whether a form post is this browser's own: the CSRF field equals the
-/// CSRF cookie, and `Origin`, when sent, is the server's.
+/// CSRF cookie, which is one of ours, and `Origin`, when sent, is the
+/// server's.
 fn same_site_post(req: &Request, settings: &Settings, token: &str) -> bool {
     let origin_ok = match req.headers().get(header::ORIGIN) {
         None => true,
@@ -150,8 +152,12 @@ fn same_site_post(req: &Request, settings: &Settings, token: &str) -> bool {
             o.as_bytes() == super::middleware::origin_of(&settings.server.public_url).as_bytes()
         }
     };
-    let cookie_ok = cookie(req, &csrf_cookie(settings))
-        .is_some_and(|c| !token.is_empty() && bool::from(c.as_bytes().ct_eq(token.as_bytes())));
+    let oauth = &state(req).oauth;
+    let cookie_ok = cookie(req, &csrf_cookie(settings)).is_some_and(|c| {
+        !token.is_empty()
+            && bool::from(c.as_bytes().ct_eq(token.as_bytes()))
+            && oauth.csrf_token_valid(&c)
+    });
     origin_ok && cookie_ok
 }
 

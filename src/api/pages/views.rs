@@ -45,6 +45,7 @@ pub struct RegisterPage {
     pub username: String,
     pub given_name: String,
     pub family_name: String,
+    pub min_password: usize,
     pub error: Option<String>,
 }
 
@@ -84,6 +85,7 @@ pub struct ResetPage {
     pub title: String,
     pub csrf: String,
     pub token: String,
+    pub min_password: usize,
     pub error: Option<String>,
 }
 
