@@ -149,19 +149,26 @@ RSS_IDLE=$(rss_kib VmRSS)
 # --- runs ------------------------------------------------------------------------
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
+# Server CPU (user + system, clock ticks) of the Gatehouse process only.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+TICKS=$(getconf CLK_TCK)
+
 wrk_run() { # <name> <conns> <threads> <script> <path> [-- args...]
   local name=$1 c=$2 t=$3 script=$4 path=$5
   shift 5
   log "wrk $name: -t$t -c$c -d$DURATION $path"
-  RESULT_NAME=$name wrk -t"$t" -c"$c" -d"$DURATION" --timeout 10s --latency \
+  local cpu_before
+  cpu_before=$(cpu_ticks)
+  RESULT_NAME=$name TARGET_PATH=$path wrk -t"$t" -c"$c" -d"$DURATION" --timeout 10s --latency \
     -s "$LOAD_DIR/$script" "$BASE$path" "$@" >"$WORK/wrk-$name.txt" 2>&1 || {
     echo "error: wrk $name failed:" >&2; cat "$WORK/wrk-$name.txt" >&2; exit 1; }
+  echo "$name $(( $(cpu_ticks) - cpu_before ))" >>"$WORK/cpu.txt"
   grep '^RESULT ' "$WORK/wrk-$name.txt" >>"$RESULTS" || {
     echo "error: wrk $name printed no RESULT line:" >&2; cat "$WORK/wrk-$name.txt" >&2; exit 1; }
 }
 
 wrk_run jwks "$CONNS" "$THREADS" jwks.lua /.well-known/jwks.json
-wrk_run userinfo "$CONNS" "$THREADS" userinfo.lua /oauth/userinfo -- "$WORK/access.txt"
+wrk_run account_me "$CONNS" "$THREADS" userinfo.lua /account/me -- "$WORK/access.txt"
 
 # Password grant, with a paced JWKS probe alongside it (jwks_paced.lua: ~100
 # req/s per connection, so the probe measures latency without eating the CPU
@@ -193,7 +200,7 @@ wrk_run refresh "$CONNS" "$THREADS" refresh.lua /oauth/token -- "$WORK/refresh.t
 sleep 1
 RSS_END=$(rss_kib VmRSS)
 RSS_PEAK=$(rss_kib VmHWM)
-sleep 11
+sleep 14
 RSS_AFTER=$(rss_kib VmRSS)
 kill -0 "$SERVER_PID" 2>/dev/null || { echo "error: server died during the run" >&2; exit 1; }
 SERVER_ERRORS=$(grep -ciE '\b(ERROR|panicked)\b' "$WORK/server.log" || true)
@@ -203,10 +210,21 @@ field() { # <name> <key>
   awk -v n="name=$1" -v k="$2" '$2 == n { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$RESULTS"
 }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+# Server CPU per answer, ms: the process's CPU over the run / requests.
+cpu_per() { # <name>
+  local ticks req
+  ticks=$(awk -v n="$1" '$1 == n { print $2 }' "$WORK/cpu.txt")
+  req=$(field "$1" requests)
+  if [[ -n $ticks && -n $req && $req -gt 0 ]]; then
+    awk -v t="$ticks" -v r="$req" -v hz="$TICKS" 'BEGIN { printf "%.3f", t * 1000 / hz / r }'
+  else
+    echo "—"
+  fi
+}
 row() { # <label> <name> <conns> <note>
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$3" "$(field "$2" requests)" \
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$3" "$(field "$2" requests)" \
     "$(field "$2" ok_rps)" "$(field "$2" p50_ms)" "$(field "$2" p99_ms)" \
-    "$(( $(field "$2" non2xx) + $(field "$2" sockerr) ))" "$4"
+    "$(cpu_per "$2")" "$(( $(field "$2" non2xx) + $(field "$2" sockerr) ))" "$4"
 }
 build=release
 [[ $BIN == */debug/* ]] && build=debug
@@ -218,16 +236,16 @@ pgrep -x rustc >/dev/null && busy=" A cargo build was running at the end: number
   echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs shared by server and wrk, $build build ($BIN)," \
     "wrk -t$THREADS -c$CONNS -d$DURATION, $USERS users, 127.0.0.1.$busy"
   echo
-  echo "| scenario | conns | requests | req/s (2xx) | p50 ms | p99 ms | non-2xx + socket errors | notes |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| scenario | conns | requests | req/s (2xx) | p50 ms | p99 ms | server CPU ms/answer | non-2xx + socket errors | notes |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   row "password grant" password "$CONNS" "Argon2id verify per request"
   row "refresh grant" refresh "$CONNS" "$(field refresh used)/$(field refresh tokens) fresh tokens used$( [[ $(field refresh ran_out) == true ]] && echo ', ran out: run ended early') in $(field refresh duration_s) s"
-  row "userinfo" userinfo "$CONNS" "Bearer JWT verify + DB read"
+  row "GET /account/me" account_me "$CONNS" "Bearer JWT verify + deny-list check + DB read"
   row "jwks" jwks "$CONNS" "static document"
   row "jwks during password run" jwks_during_password "$JWKS_CONNS" "paced probe (10 ms between requests per connection) during the password-grant run"
   echo
   echo "- JWKS p99 while the password grant is loaded: **$(field jwks_during_password p99_ms) ms** ($JWKS_CONNS connections)"
   echo "- Server RSS: $(mib "$RSS_START") after start, $(mib "$RSS_IDLE") idle after seeding (before load)," \
-    "$(mib "$RSS_END") at the end, $(mib "$RSS_AFTER") idle 12 s later; peak (VmHWM) **$(mib "$RSS_PEAK")**"
+    "$(mib "$RSS_END") at the end, $(mib "$RSS_AFTER") idle 15 s later; peak (VmHWM) **$(mib "$RSS_PEAK")**"
   echo "- Error/panic lines in the server log (level warn): $SERVER_ERRORS"
 } | tee "$LOAD_DIR/results-$DB.md"

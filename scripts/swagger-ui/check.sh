@@ -1,78 +1,166 @@
 #!/usr/bin/env bash
-# Swagger UI check: starts a local Gatehouse (port 18081, sqlite in a temp
-# dir, configured by environment only), registers a user through the API,
-# then drives /docs in headless Chromium: Authorize (OAuth2 password flow) →
-# GET /account/me "Try it out" → Execute must show 200 and the email.
+# Swagger UI check in a real browser: starts a local Gatehouse (a config file
+# in a temp dir, SQLite, a free 127.0.0.1 port, no [[clients]]: first-party
+# mode with the built-in `docs` client), registers a user through the API,
+# then drives /docs in headless Chromium (check.mjs), twice:
+#   1. Authorize → the "oauth2 (OAuth2, authorizationCode)" section: the code
+#      flow with PKCE, client `docs`, in a popup on the hosted login page,
+#      back through /docs/oauth2-redirect.html; the token request must carry
+#      a code_verifier;
+#   2. Authorize → the "oauth2 (OAuth2, password)" section: the password flow;
+# each followed by GET /account/me "Try it out" → Execute, which must show
+# 200 and the user's email.
 #
 #   scripts/swagger-ui/check.sh
 #
-# Needs: chromium (apt-get install -y chromium), node + npm; installs
-# playwright-core from package-lock.json when node_modules is missing.
-# Environment: GATEHOUSE_BIN (default target/release/gatehouse), PORT (18081).
-# Screenshot: scripts/swagger-ui/last-run.png.
+# Installs what it needs: playwright-core from package-lock.json (`npm ci`,
+# again whenever package.json or the lock file change) and Debian's chromium
+# (apt-get, as root) when /usr/bin/chromium is missing.
+#
+# Environment:
+#   GATEHOUSE_BIN   server binary                  [target/release/gatehouse]
+#   CHROMIUM        browser binary                 [/usr/bin/chromium]
+#   STEP_TIMEOUT_MS longest wait for one browser step [20000]
+#   SWAGGER_UI_KEEP=1  keep the temp dir (config, server log) after a pass
+#
+# Screenshots beside this script: last-run-code.png and last-run-password.png
+# (GET /account/me with its live response), last-run-popup.png when the
+# login popup was open at a failure. Stdout ends with one line:
+# `swagger-ui: PASS` or `swagger-ui: FAIL <what failed>`; exit status 0 only
+# on PASS.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-PORT=${PORT:-18081}
-BASE="http://127.0.0.1:$PORT"
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 EMAIL="swagger.check@example.com"
 PASSWORD='vivid-Meadow-lantern-42'
+START=$SECONDS
 
-BIN=${GATEHOUSE_BIN:-target/release/gatehouse}
-[[ $BIN = /* ]] || BIN="$ROOT/$BIN"
-[[ -x $BIN ]] || { echo "error: no server binary at $BIN (set GATEHOUSE_BIN)" >&2; exit 1; }
-[[ -x ${CHROMIUM:-/usr/bin/chromium} ]] || { echo "error: no chromium (apt-get install -y chromium)" >&2; exit 1; }
-if [[ ! -d $HERE/node_modules/playwright-core ]]; then
-  (cd "$HERE" && npm ci --no-audit --no-fund --silent)
-fi
-
-WORK=$(mktemp -d /tmp/gatehouse-swagger.XXXXXX)
+WORK=
 SERVER_PID=
-cleanup() {
-  local rc=$?
+REASON="the script stopped before the browser check (see above)"
+
+log() { printf '=== swagger-ui: %s\n' "$*" >&2; }
+die() { REASON=$*; exit 1; } # the EXIT trap prints the FAIL line
+
+stop_server() {
   if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
   fi
-  if (( rc != 0 )) && [[ -f $WORK/server.log ]]; then
-    echo "--- last server log lines ($WORK/server.log) ---" >&2
-    tail -n 20 "$WORK/server.log" >&2
+  SERVER_PID=
+}
+
+cleanup() {
+  local rc=$?
+  stop_server
+  if [[ $rc == 0 ]]; then
+    [[ -n ${SWAGGER_UI_KEEP:-} ]] && log "config and server log kept in $WORK" || rm -rf "$WORK"
+    echo "swagger-ui: PASS"
   else
-    rm -rf "$WORK"
+    if [[ -n $WORK && -f $WORK/server.log ]]; then
+      echo "--- server log, last 20 lines ($WORK/server.log) ---" >&2
+      sed 's/\x1b\[[0-9;]*m//g' "$WORK/server.log" | tail -n 20 >&2 || true
+    fi
+    echo "swagger-ui: FAIL $REASON"
   fi
-  exit $rc
+  exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'REASON="interrupted"; exit 130' INT TERM
 
-if curl -s -o /dev/null "$BASE/healthz"; then
-  echo "error: something already listens on 127.0.0.1:$PORT" >&2; exit 1
+# --- dependencies ------------------------------------------------------------
+
+command -v curl >/dev/null || die "curl is missing"
+command -v node >/dev/null || die "node is missing (Node 20 or later)"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+  die "Node $(node --version) is too old: 20 or later"
+
+want=$(cat "$HERE/package.json" "$HERE/package-lock.json" | sha256sum | cut -c1-64)
+if [[ $(cat "$HERE/node_modules/.swagger-ui-stamp" 2>/dev/null) != "$want" ]]; then
+  log "npm ci in scripts/swagger-ui"
+  (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error </dev/null >&2) || die "npm ci failed"
+  echo "$want" >"$HERE/node_modules/.swagger-ui-stamp"
 fi
-(
-  unset GATEHOUSE_CONFIG
-  cd "$WORK" # no config/gatehouse.toml here: environment only
-  export GATEHOUSE_SERVER__BIND="127.0.0.1:$PORT" \
-    GATEHOUSE_SERVER__PUBLIC_URL="$BASE" \
-    GATEHOUSE_DATABASE__URL="sqlite://$WORK/gh.db?mode=rwc" \
-    GATEHOUSE_ACCOUNTS__REQUIRE_ACTIVATION=false \
-    GATEHOUSE_LOG__LEVEL=warn
-  exec "$BIN" serve
-) >"$WORK/server.log" 2>&1 &
+
+if [[ ! -x $CHROMIUM ]]; then
+  [[ $CHROMIUM == /usr/bin/chromium ]] || die "no browser at CHROMIUM=$CHROMIUM"
+  [[ $(id -u) == 0 ]] || die "chromium is missing: apt-get install -y chromium (as root)"
+  log "installing Debian's chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq </dev/null >&2 || die "apt-get update failed"
+  apt-get install -y -qq chromium </dev/null >/dev/null || die "apt-get install chromium failed"
+  [[ -x $CHROMIUM ]] || die "chromium installed but $CHROMIUM is missing"
+fi
+
+BIN=${GATEHOUSE_BIN:-target/release/gatehouse}
+[[ $BIN == /* ]] || BIN=$ROOT/$BIN
+[[ -x $BIN ]] || die "no server binary at $BIN (set GATEHOUSE_BIN)"
+
+# --- the server ----------------------------------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-swagger.XXXXXX")
+PORT=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+# public_url must be exactly what the browser uses: the docs client's
+# redirect URI is {public_url}/docs/oauth2-redirect.html.
+BASE="http://127.0.0.1:$PORT"
+toml_str() { node -e 'console.log(JSON.stringify(process.argv[1]))' "$1"; }
+cat >"$WORK/gatehouse.toml" <<EOF
+# Swagger UI check: generated by scripts/swagger-ui/check.sh
+# No [[clients]]: first-party mode (any client id may use the password
+# grant), plus the built-in "docs" client for the code flow.
+[server]
+bind = $(toml_str "127.0.0.1:$PORT")
+public_url = $(toml_str "$BASE")
+
+[database]
+url = $(toml_str "sqlite://$WORK/gatehouse.db?mode=rwc")
+
+[accounts]
+require_activation = false
+
+[password_hash]
+memory_kib = 8192
+iterations = 1
+parallelism = 1
+
+[log]
+level = "warn"
+EOF
+
+# The server sees none of the caller's GATEHOUSE_* variables: the config
+# file is the whole configuration.
+CLEAN_ENV=(env)
+while IFS= read -r name; do CLEAN_ENV+=(-u "$name"); done < <(compgen -e | grep '^GATEHOUSE_' || true)
+
+log "starting $BIN on $BASE"
+mkdir -p "$WORK/run"
+(cd "$WORK/run" && exec "${CLEAN_ENV[@]}" "$BIN" serve --config "$WORK/gatehouse.toml") >"$WORK/server.log" 2>&1 </dev/null &
 SERVER_PID=$!
-for i in $(seq 1 120); do
-  curl -fs -o /dev/null "$BASE/healthz" && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "error: server exited" >&2; exit 1; }
-  (( i == 120 )) && { echo "error: /healthz not ready after 60 s" >&2; exit 1; }
-  sleep 0.5
+ready=
+for _ in $(seq 300); do # up to 60 s: migrations and the first RSA key
+  if curl -fs -o /dev/null --max-time 2 "$BASE/readyz"; then ready=1; break; fi
+  kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited at startup"
+  sleep 0.2
 done
+[[ -n $ready ]] || die "the server did not become ready on $BASE/readyz within 60 s"
 
 code=$(curl -sS -o "$WORK/register.json" -w '%{http_code}' -H 'Content-Type: application/json' \
-  -d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" "$BASE/account/register")
-if [[ $code != 201 ]]; then
-  echo "error: POST /account/register answered $code: $(cat "$WORK/register.json")" >&2
+  -d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" "$BASE/account/register") || code=000
+[[ $code == 201 ]] || die "POST /account/register answered $code: $(head -c 300 "$WORK/register.json" 2>/dev/null)"
+
+# --- the browser -----------------------------------------------------------------
+
+log "Swagger UI at $BASE/docs in $CHROMIUM"
+rc=0
+CHROMIUM=$CHROMIUM SWAGGER_UI_REASON="$WORK/reason" \
+  node "$HERE/check.mjs" "$BASE" "$EMAIL" "$PASSWORD" </dev/null || rc=$?
+if [[ $rc != 0 ]]; then
+  REASON=$(cat "$WORK/reason" 2>/dev/null || echo "check.mjs exited $rc")
   exit 1
 fi
-
-node "$HERE/check.mjs" "$BASE" "$EMAIL" "$PASSWORD"
+kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited during the check"
+log "done in $((SECONDS - START)) s"
