@@ -131,6 +131,9 @@ async fn the_openidconnect_crate_logs_in_with_discovery_and_the_code_flow(backen
         .build()
         .expect("http client");
 
+    // How far the login got: 1 discovery, 2 code flow + ID token, 3 userinfo.
+    let stage = std::sync::atomic::AtomicU8::new(0);
+    let reached = |n: u8| stage.store(n, std::sync::atomic::Ordering::Relaxed);
     let outcome: Result<(), String> = async {
         let provider = CoreProviderMetadata::discover_async(
             IssuerUrl::new(issuer.clone()).map_err(|e| e.to_string())?,
@@ -138,6 +141,7 @@ async fn the_openidconnect_crate_logs_in_with_discovery_and_the_code_flow(backen
         )
         .await
         .map_err(|e| format!("discovery: {e}"))?;
+        reached(1);
         let client =
             CoreClient::from_provider_metadata(provider, ClientId::new("rust-app".into()), None)
                 .set_redirect_uri(
@@ -177,6 +181,7 @@ async fn the_openidconnect_crate_logs_in_with_discovery_and_the_code_flow(backen
         if claims.subject().as_str() != sub {
             return Err("wrong subject".into());
         }
+        reached(2);
         let info: CoreUserInfoClaims = client
             .user_info(tokens.access_token().clone(), None)
             .map_err(|e| e.to_string())?
@@ -186,19 +191,19 @@ async fn the_openidconnect_crate_logs_in_with_discovery_and_the_code_flow(backen
         if info.email().map(|e| e.as_str()) != Some("oidc-flow@example.com") {
             return Err("userinfo email".into());
         }
+        reached(3);
         Ok(())
     }
     .await;
-    record(
-        backend,
-        "discovery, code flow + PKCE, ID token, userinfo",
-        outcome.is_ok(),
-        outcome
-            .as_ref()
-            .err()
-            .map(String::as_str)
-            .unwrap_or_default(),
-    );
+    let got = stage.load(std::sync::atomic::Ordering::Relaxed);
+    let detail = outcome
+        .as_ref()
+        .err()
+        .map(String::as_str)
+        .unwrap_or_default();
+    for (n, check) in [(1, "discovery"), (2, "code flow (PKCE)"), (3, "userinfo")] {
+        record(backend, check, got >= n, if got >= n { "" } else { detail });
+    }
     outcome.expect("openidconnect logs in through discovery and the code flow");
 }
 both!(the_openidconnect_crate_logs_in_with_discovery_and_the_code_flow);
