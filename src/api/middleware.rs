@@ -101,7 +101,7 @@ fn hop_address(hop: &[u8]) -> IpAddr {
 /// stylesheet (no script at all) for the hosted pages; Swagger UI's inline
 /// scripts and styles for `/docs`.
 fn csp(path: &str) -> &'static str {
-    if super::pages::is_page(path) {
+    if super::routes::is_page(path) {
         "default-src 'none'; style-src 'self'; img-src 'self' data:; \
          frame-ancestors 'none'; base-uri 'none'"
     } else if path.starts_with("/docs") {
@@ -247,7 +247,7 @@ fn security_headers(resp: &mut Response, path: &str) {
     // header (which `no-referrer` would turn into `null`).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static(if super::pages::is_page(path) {
+        HeaderValue::from_static(if super::routes::is_page(path) {
             "same-origin"
         } else {
             "no-referrer"
@@ -290,7 +290,7 @@ async fn contract_errors(mut resp: Response, method: &Method, path: &str) -> Res
     // Errors poem-openapi turned into responses (parse errors) keep their
     // plain-text body: give them the contract's shape too.
     if resp.status().is_client_error()
-        && !super::pages::is_page(path)
+        && !super::routes::is_page(path)
         && resp
             .headers()
             .get(header::CONTENT_TYPE)

@@ -54,15 +54,11 @@ pub fn template(_method: &Method, path: &str) -> &'static str {
     if let Some(p) = TABLE.paths.iter().find(|p| **p == path) {
         return p;
     }
+    if let Some(p) = PAGES.iter().find(|p| **p == path) {
+        return p;
+    }
     match path {
         "/openapi.json" => "/openapi.json",
-        "/oauth/authorize" => "/oauth/authorize",
-        "/login" => "/login",
-        "/register" => "/register",
-        "/activate" => "/activate",
-        "/password/forgot" => "/password/forgot",
-        "/password/reset" => "/password/reset",
-        "/oauth/logout" => "/oauth/logout",
         "/assets/pages.css" => "/assets/pages.css",
         p if p == "/docs" || p.starts_with("/docs/") => "/docs",
         _ => "unmatched",
@@ -98,4 +94,21 @@ mod tests {
         assert_eq!(template(&Method::POST, "/oauth/token"), "/oauth/token");
         assert_eq!(template(&Method::GET, "/nope/123"), "unmatched");
     }
+}
+
+/// The hosted pages (`pages::mount` serves them): HTML answers and errors,
+/// the pages' CSP and `Referrer-Policy`.
+const PAGES: &[&str] = &[
+    "/oauth/authorize",
+    "/login",
+    "/register",
+    "/activate",
+    "/password/forgot",
+    "/password/reset",
+    "/oauth/logout",
+];
+
+/// Whether `path` is one of the hosted pages.
+pub fn is_page(path: &str) -> bool {
+    PAGES.contains(&path)
 }

@@ -331,3 +331,81 @@ async fn a_planted_csrf_cookie_is_not_ours() {
         .expect("request");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn cookies_frames_and_markup_are_locked_down() {
+    // Over https: `__Host-` cookies, Secure, HttpOnly, SameSite=Lax, Path=/.
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        "[server]\npublic_url = \"https://id.example\"\n",
+    )
+    .await;
+    app.activated_user("locked@example.com").await;
+    let browser = Browser::new(&app.base);
+    let r = browser.get("/login").await;
+    let csrf_cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        csrf_cookie.starts_with("__Host-gatehouse-csrf="),
+        "{csrf_cookie}"
+    );
+    for attr in ["; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"] {
+        assert!(csrf_cookie.contains(attr), "{attr} in {csrf_cookie}");
+    }
+    // Framing refused on every page.
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .contains("frame-ancestors 'none'")
+    );
+    let html = r.text().await.expect("html");
+    let token = Browser::csrf_of(&html);
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(app.url("/login"))
+        .header("cookie", format!("__Host-gatehouse-csrf={token}"))
+        .header("origin", "https://id.example")
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "locked@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let session = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        session.starts_with("__Host-gatehouse-session="),
+        "{session}"
+    );
+    for attr in [
+        "; Path=/",
+        "; HttpOnly",
+        "; SameSite=Lax",
+        "; Secure",
+        "; Max-Age=43200",
+    ] {
+        assert!(session.contains(attr), "{attr} in {session}");
+    }
+
+    // Markup in what the page echoes is escaped, in text and attributes.
+    let evil = "\"><script>alert(1)</script><a href=\"x";
+    let (_, html) = Browser::new(&app.base)
+        .page(&format!(
+            "/login?login_hint={}",
+            form_urlencoded::byte_serialize(evil.as_bytes()).collect::<String>()
+        ))
+        .await;
+    assert!(!html.contains("<script>alert(1)</script>"), "escaped");
+    assert!(html.contains("&lt;script&gt;") || html.contains("&#60;script&#62;"));
+}

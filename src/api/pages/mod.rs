@@ -50,20 +50,6 @@ pub fn mount(route: Route) -> Route {
         .at("/assets/pages.css", get(stylesheet))
 }
 
-/// Whether `path` is one of the pages (HTML answers, the pages' CSP).
-pub fn is_page(path: &str) -> bool {
-    matches!(
-        path,
-        "/oauth/authorize"
-            | "/login"
-            | "/register"
-            | "/activate"
-            | "/password/forgot"
-            | "/password/reset"
-            | "/oauth/logout"
-    )
-}
-
 #[poem::handler]
 fn stylesheet() -> Response {
     Response::builder()
