@@ -7,9 +7,10 @@
 # DURATION: of every wrk run (default 10s; a bare number means seconds).
 # CONNECTIONS: of the main wrk runs (default 32).
 # Environment: GATEHOUSE_BIN (default target/release/gatehouse), THREADS (wrk
-# threads, default 2), USERS (seeded users, default 200), REFRESH_TOKENS
-# (refresh tokens collected before the refresh run, default 6000),
-# COLLECT_MAX (time bound of that collection, default 240s), PG_ADMIN_URL
+# threads, default 2), USERS (seeded users, default 200), COLLECTORS (users
+# that only feed the refresh run, default 64), COLLECT_TIME (how long refresh
+# tokens are collected, with cheap hashing, before the measured start;
+# default 20s), PG_ADMIN_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres), PORT (default 18080).
 #
 # Prints a Markdown table and writes it to scripts/load/results-<db>.md.
@@ -27,8 +28,8 @@ CONNS=${3:-32}
 [[ $DURATION =~ ^[0-9]+$ ]] && DURATION="${DURATION}s"
 THREADS=${THREADS:-2}
 USERS=${USERS:-200}
-REFRESH_TOKENS=${REFRESH_TOKENS:-6000}
-COLLECT_MAX=${COLLECT_MAX:-240s}
+COLLECTORS=${COLLECTORS:-64}
+COLLECT_TIME=${COLLECT_TIME:-20s}
 PORT=${PORT:-18080}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PASSWORD='vivid-Meadow-lantern-42'
@@ -103,29 +104,65 @@ start_server() {
       GATEHOUSE_RATE_LIMITS__UNAUTHENTICATED_PER_IP=1000000/1s \
       GATEHOUSE_TOKENS__DEFAULT_SCOPE="profile email" \
       GATEHOUSE_LOG__LEVEL=warn
+    # Extra settings for this start (the seeding start's cheap hashing).
+    for kv in "$@"; do export "${kv?}"; done
     exec "$BIN" serve
-  ) >"$WORK/server.log" 2>&1 &
+  ) >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
 }
 
 if curl -s -o /dev/null "$BASE/healthz"; then
   echo "error: something already listens on 127.0.0.1:$PORT" >&2; exit 1
 fi
-log "server: $BIN ($DB) in $WORK"
+wait_ready() {
+  for i in $(seq 1 120); do
+    curl -fs -o /dev/null "$BASE/healthz" && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "error: server exited" >&2; cat "$WORK/server.log" >&2; exit 1; }
+    (( i == 120 )) && { echo "error: /healthz not ready after 60 s" >&2; exit 1; }
+    sleep 0.5
+  done
+}
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  SERVER_PID=
+}
+
+# --- seeding refresh tokens, not bound by Argon2 -----------------------------------
+# A first start with cheap password hashing registers COLLECTORS users of its
+# own and collects refresh tokens from password grants for COLLECT_TIME; the
+# server is then restarted on the same database with the real hashing for
+# every measured run. The collectors' cheap hashes are never used again.
+log "server: $BIN ($DB) in $WORK; seeding refresh tokens with cheap hashing"
+mkdir -p "$WORK/reg" "$WORK/rt" "$WORK/seed"
+start_server GATEHOUSE_PASSWORD_HASH__MEMORY_KIB=8 GATEHOUSE_PASSWORD_HASH__ITERATIONS=1
+wait_ready
+seq 1 "$COLLECTORS" | sed 's/.*/collect&@example.com/' >"$WORK/collectors.txt"
+# shellcheck disable=SC2016
+xargs -P 4 -I{} curl -sS -o /dev/null -w '%{http_code}\n' \
+  -H 'Content-Type: application/json' \
+  -d "{\"email\":\"{}\",\"password\":\"$PASSWORD\"}" \
+  "$BASE/account/register" <"$WORK/collectors.txt" >"$WORK/seed/codes.txt"
+(( $(grep -c '^201$' "$WORK/seed/codes.txt" || true) == COLLECTORS )) ||
+  { echo "error: collector registrations failed:" >&2; sort "$WORK/seed/codes.txt" | uniq -c >&2; exit 1; }
+COLLECT=1 RESULT_NAME=collect wrk -t"$THREADS" -c"$CONNS" -d"$COLLECT_TIME" --timeout 10s \
+  -s "$LOAD_DIR/password.lua" "$BASE/oauth/token" -- "$WORK/collectors.txt" "$PASSWORD" "$WORK/rt" \
+  >"$WORK/wrk-collect.txt" 2>&1 || { cat "$WORK/wrk-collect.txt" >&2; exit 1; }
+cat "$WORK"/rt/rt.*.txt >"$WORK/refresh.txt"
+TOKENS=$(wc -l <"$WORK/refresh.txt")
+log "$TOKENS refresh tokens in $COLLECT_TIME"
+(( TOKENS > 0 )) || { echo "error: no refresh tokens collected" >&2; cat "$WORK/wrk-collect.txt" >&2; exit 1; }
+stop_server
+
+log "server: restarted with the configured hashing"
 start_server
-for i in $(seq 1 120); do
-  curl -fs -o /dev/null "$BASE/healthz" && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "error: server exited" >&2; exit 1; }
-  (( i == 120 )) && { echo "error: /healthz not ready after 60 s" >&2; exit 1; }
-  sleep 0.5
-done
+wait_ready
 
 rss_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$SERVER_PID/status"; }
 RSS_START=$(rss_kib VmRSS)
 
 # --- seeding: users (their registration access tokens feed userinfo) -----------
 log "registering $USERS users"
-mkdir -p "$WORK/reg" "$WORK/rt"
 seq 1 "$USERS" | sed 's/.*/load&@example.com/' >"$WORK/emails.txt"
 # shellcheck disable=SC2016
 xargs -P 4 -I{} curl -sS -o "$WORK/reg/{}.json" -w '%{http_code}\n' \
@@ -172,29 +209,15 @@ wrk_run account_me "$CONNS" "$THREADS" userinfo.lua /account/me -- "$WORK/access
 
 # Password grant, with a paced JWKS probe alongside it (jwks_paced.lua: ~100
 # req/s per connection, so the probe measures latency without eating the CPU
-# the password grants need). Its refresh
-# tokens are kept for the refresh run.
+# the password grants need).
 log "wrk jwks_during_password: -t1 -c$JWKS_CONNS -d$DURATION (concurrent)"
 RESULT_NAME=jwks_during_password wrk -t1 -c"$JWKS_CONNS" -d"$DURATION" --timeout 10s --latency \
   -s "$LOAD_DIR/jwks_paced.lua" "$BASE/.well-known/jwks.json" >"$WORK/wrk-jwks_during_password.txt" 2>&1 &
 JWKS_BG=$!
-COLLECT=1 wrk_run password "$CONNS" "$THREADS" password.lua /oauth/token -- "$WORK/emails.txt" "$PASSWORD" "$WORK/rt"
+wrk_run password "$CONNS" "$THREADS" password.lua /oauth/token -- "$WORK/emails.txt" "$PASSWORD"
 wait "$JWKS_BG" || { echo "error: concurrent jwks wrk failed" >&2; cat "$WORK/wrk-jwks_during_password.txt" >&2; exit 1; }
 grep '^RESULT ' "$WORK/wrk-jwks_during_password.txt" >>"$RESULTS"
 
-# Top up the refresh tokens with more password grants (bounded by COLLECT_MAX).
-have=$(cat "$WORK"/rt/rt.*.txt 2>/dev/null | wc -l)
-if (( have < REFRESH_TOKENS )); then
-  need=$(( (REFRESH_TOKENS - have + THREADS - 1) / THREADS ))
-  log "collecting $(( REFRESH_TOKENS - have )) more refresh tokens (password grants, at most $COLLECT_MAX)"
-  COLLECT=1 RESULT_NAME=collect wrk -t"$THREADS" -c$(( THREADS * 4 )) -d"$COLLECT_MAX" --timeout 10s \
-    -s "$LOAD_DIR/password.lua" "$BASE/oauth/token" -- "$WORK/emails.txt" "$PASSWORD" "$WORK/rt" "$need" \
-    >"$WORK/wrk-collect.txt" 2>&1 || { cat "$WORK/wrk-collect.txt" >&2; exit 1; }
-fi
-cat "$WORK"/rt/rt.*.txt >"$WORK/refresh.txt"
-TOKENS=$(wc -l <"$WORK/refresh.txt")
-log "$TOKENS refresh tokens"
-(( TOKENS > 0 )) || { echo "error: no refresh tokens collected" >&2; cat "$WORK/wrk-collect.txt" >&2 || true; exit 1; }
 wrk_run refresh "$CONNS" "$THREADS" refresh.lua /oauth/token -- "$WORK/refresh.txt" "$THREADS"
 
 sleep 1

@@ -74,6 +74,23 @@ pub fn accepts(method: &Method, path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The hosted pages (`pages::mount` serves them): HTML answers and errors,
+/// the pages' CSP and `Referrer-Policy`.
+const PAGES: &[&str] = &[
+    "/oauth/authorize",
+    "/login",
+    "/register",
+    "/activate",
+    "/password/forgot",
+    "/password/reset",
+    "/oauth/logout",
+];
+
+/// Whether `path` is one of the hosted pages.
+pub fn is_page(path: &str) -> bool {
+    PAGES.contains(&path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,21 +111,4 @@ mod tests {
         assert_eq!(template(&Method::POST, "/oauth/token"), "/oauth/token");
         assert_eq!(template(&Method::GET, "/nope/123"), "unmatched");
     }
-}
-
-/// The hosted pages (`pages::mount` serves them): HTML answers and errors,
-/// the pages' CSP and `Referrer-Policy`.
-const PAGES: &[&str] = &[
-    "/oauth/authorize",
-    "/login",
-    "/register",
-    "/activate",
-    "/password/forgot",
-    "/password/reset",
-    "/oauth/logout",
-];
-
-/// Whether `path` is one of the hosted pages.
-pub fn is_page(path: &str) -> bool {
-    PAGES.contains(&path)
 }
