@@ -95,6 +95,7 @@ fn config_path(cli: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 fn main() -> ExitCode {
+    gatehouse::workers::limit_heap_arenas();
     let cli = Cli::parse();
     let path = config_path(cli.config.clone());
     let settings = match Settings::load(path.as_deref()) {

@@ -89,8 +89,23 @@ impl Application {
     }
 }
 
-/// The sweeper and the key reloader; both end with `shutdown`.
+/// The sweeper, the key reloader and the heap trimmer; all end with
+/// `shutdown`.
 fn spawn_background(state: AppState, shutdown: Shutdown) {
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        // Give memory freed after a burst back to the system (a few ms of
+        // work at most, every 10 s).
+        let mut every = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    let _ = tokio::task::spawn_blocking(crate::workers::trim_heap).await;
+                }
+                () = stop.wait() => break,
+            }
+        }
+    });
     let s = state.clone();
     let stop = shutdown.clone();
     tokio::spawn(async move {

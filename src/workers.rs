@@ -90,3 +90,23 @@ pub fn trim_heap() {
 /// See the glibc version: other allocators need no help.
 #[cfg(not(target_env = "gnu"))]
 pub fn trim_heap() {}
+
+/// glibc gives every thread that allocates under contention an arena of its
+/// own (up to 8 per core), and memory freed into an arena mostly stays
+/// there: after a load run the process kept ~75 MiB. Two arenas (measured:
+/// ~40 MiB 15 s after the same run, no throughput change within noise) are
+/// enough for a server whose hot work runs on a few fixed threads. Called
+/// once, first thing in `main`, before any thread exists.
+#[cfg(target_env = "gnu")]
+#[expect(unsafe_code, reason = "mallopt is an FFI call without a safe wrapper")]
+pub fn limit_heap_arenas() {
+    // SAFETY: mallopt only changes allocator tuning; M_ARENA_MAX takes any
+    // positive value, and it is called before other threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// See the glibc version.
+#[cfg(not(target_env = "gnu"))]
+pub fn limit_heap_arenas() {}
