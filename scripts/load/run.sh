@@ -11,7 +11,9 @@
 # that only feed the refresh run, default 64), COLLECT_TIME (how long refresh
 # tokens are collected, with cheap hashing, before the measured start;
 # default 20s), PG_ADMIN_URL
-# (default postgres://postgres@127.0.0.1:5432/postgres), PORT (default 18080).
+# (default postgres://postgres@127.0.0.1:5432/postgres), PORT (default 18080),
+# PERF_RUN (a run's name, e.g. refresh: perf samples the server during it and
+# the top of its profile goes to scripts/load/profile-<db>-<name>.txt).
 #
 # Prints a Markdown table and writes it to scripts/load/results-<db>.md.
 # Everything targets 127.0.0.1; the server and the database are removed at
@@ -194,12 +196,25 @@ wrk_run() { # <name> <conns> <threads> <script> <path> [-- args...]
   local name=$1 c=$2 t=$3 script=$4 path=$5
   shift 5
   log "wrk $name: -t$t -c$c -d$DURATION $path"
-  local cpu_before
+  local cpu_before perf_pid=
+  if [[ ${PERF_RUN:-} == "$name" ]]; then
+    # A CPU profile of the server during this run (perf report -i FILE).
+    perf record -F 499 -g -p "$SERVER_PID" -o "$WORK/perf-$name.data" >"$WORK/perf-$name.log" 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+  fi
   cpu_before=$(cpu_ticks)
   RESULT_NAME=$name TARGET_PATH=$path wrk -t"$t" -c"$c" -d"$DURATION" --timeout 10s --latency \
     -s "$LOAD_DIR/$script" "$BASE$path" "$@" >"$WORK/wrk-$name.txt" 2>&1 || {
     echo "error: wrk $name failed:" >&2; cat "$WORK/wrk-$name.txt" >&2; exit 1; }
   echo "$name $(( $(cpu_ticks) - cpu_before ))" >>"$WORK/cpu.txt"
+  if [[ -n $perf_pid ]]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    perf report -i "$WORK/perf-$name.data" --no-children -g none --percent-limit 0.7 --sort dso,symbol --stdio 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | head -40 >"$LOAD_DIR/profile-$DB-$name.txt" || true
+    log "profile of $name: scripts/load/profile-$DB-$name.txt"
+  fi
   grep '^RESULT ' "$WORK/wrk-$name.txt" >>"$RESULTS" || {
     echo "error: wrk $name printed no RESULT line:" >&2; cat "$WORK/wrk-$name.txt" >&2; exit 1; }
 }
