@@ -311,9 +311,8 @@ impl AccountApi {
 
     /// My account
     #[oai(path = "/account/me", method = "get", operation_id = "get_account")]
-    async fn me(&self, state: Data<&AppState>, auth: AccessToken) -> Result<Json<User>, ApiError> {
-        let claims = auth.claims();
-        Ok(Json(state.accounts.me(&claims.sub).await?.into()))
+    async fn me(&self, auth: AccessToken) -> Result<Json<User>, ApiError> {
+        Ok(Json(auth.caller().user.into()))
     }
 
     /// Update my profile
@@ -328,7 +327,7 @@ impl AccountApi {
         auth: AccessToken,
         body: StrictJson<ProfileUpdate>,
     ) -> Result<Json<User>, ApiError> {
-        let claims = auth.claims();
+        let claims = auth.caller().claims;
         let b = body.0;
         let change = ProfileChange {
             username: patch(b.username),
@@ -360,7 +359,7 @@ impl AccountApi {
         auth: AccessToken,
         body: StrictJson<PasswordChange>,
     ) -> Result<NoContent, ApiError> {
-        let claims = auth.claims();
+        let claims = auth.caller().claims;
         let keep = claims
             .sid
             .as_deref()

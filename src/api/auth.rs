@@ -10,18 +10,19 @@ use poem_openapi::{OAuthScopes, SecurityScheme};
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::tokens::claims::AccessClaims;
+use crate::oauth::Caller;
 
 /// Verifies the bearer token (signature, `kid`, `typ`, issuer, time, deny
-/// list); a refusal is answered in the contract's shape with
-/// `WWW-Authenticate` (RFC 6750 §3).
-async fn check(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
+/// list) and reads the caller's account with the deny list, in one query; a
+/// refusal is answered in the contract's shape with `WWW-Authenticate`
+/// (RFC 6750 §3).
+async fn check(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     let state = req
         .data::<AppState>()
         .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR))?;
     state
         .oauth
-        .verify_access(&bearer.token)
+        .caller(&bearer.token)
         .await
         .map_err(|e| poem::Error::from_response(ApiError::from(e).into_response()))
 }
@@ -62,7 +63,7 @@ pub enum GatehouseScopes {
     ),
     checker = "check"
 )]
-pub struct PasswordFlow(pub AccessClaims);
+pub struct PasswordFlow(pub Caller);
 
 /// Paste an access token.
 #[derive(SecurityScheme)]
@@ -72,7 +73,7 @@ pub struct PasswordFlow(pub AccessClaims);
     bearer_format = "JWT",
     checker = "check"
 )]
-pub struct BearerToken(pub AccessClaims);
+pub struct BearerToken(pub Caller);
 
 /// An access token from either scheme.
 #[derive(SecurityScheme)]
@@ -84,8 +85,8 @@ pub enum AccessToken {
 }
 
 impl AccessToken {
-    /// The verified claims.
-    pub fn claims(self) -> AccessClaims {
+    /// The verified caller: claims and account.
+    pub fn caller(self) -> Caller {
         match self {
             AccessToken::Password(p) => p.0,
             AccessToken::Bearer(b) => b.0,

@@ -376,12 +376,8 @@ impl OAuthApi {
         method = "get",
         operation_id = "get_userinfo"
     )]
-    async fn userinfo_get(
-        &self,
-        state: Data<&AppState>,
-        auth: AccessToken,
-    ) -> Result<Json<UserInfo>, ApiError> {
-        userinfo(&state, auth).await
+    async fn userinfo_get(&self, auth: AccessToken) -> Result<Json<UserInfo>, ApiError> {
+        userinfo(auth).await
     }
 
     /// OIDC userinfo (POST)
@@ -392,23 +388,18 @@ impl OAuthApi {
         method = "post",
         operation_id = "post_userinfo"
     )]
-    async fn userinfo_post(
-        &self,
-        state: Data<&AppState>,
-        auth: AccessToken,
-    ) -> Result<Json<UserInfo>, ApiError> {
-        userinfo(&state, auth).await
+    async fn userinfo_post(&self, auth: AccessToken) -> Result<Json<UserInfo>, ApiError> {
+        userinfo(auth).await
     }
 }
 
-async fn userinfo(state: &AppState, auth: AccessToken) -> Result<Json<UserInfo>, ApiError> {
-    let claims = auth.claims();
+async fn userinfo(auth: AccessToken) -> Result<Json<UserInfo>, ApiError> {
+    let crate::oauth::Caller { claims, user } = auth.caller();
     let scope = crate::scope::Scope::parse(&claims.scope).map_err(Error::from)?;
     // OIDC Core §5.3: userinfo is for tokens of an OpenID request.
     if !scope.has("openid") {
         return Err(Error::InsufficientScope("openid".into()).into());
     }
-    let user = state.accounts.me(&claims.sub).await?;
     let p = ProfileClaims::of(&user, &scope);
     Ok(Json(UserInfo {
         sub: claims.sub,

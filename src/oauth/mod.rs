@@ -5,8 +5,10 @@
 //! ([`Sessions`]) and the signed tokens ([`Tokens`]); a new grant goes here.
 
 pub mod authorize;
+mod bearer;
 mod revocation;
 
+pub use bearer::Caller;
 pub use revocation::Introspection;
 
 use std::net::IpAddr;
