@@ -119,14 +119,16 @@ impl Client {
 
 /// The grant types some client may really use: every known one in
 /// first-party mode, else those the configured clients list (a client
-/// listing none may use all).
+/// listing none gets [`crate::grants::CONFIGURED_DEFAULT`]), and the
+/// built-in `docs` client's unless a client of that id is configured.
 pub fn grant_types_in_use(settings: &Settings) -> Vec<String> {
+    let builtin_docs = !settings.clients.iter().any(|c| c.id == DOCS_CLIENT_ID);
     let docs = docs_client(settings);
     crate::grants::ALL
         .iter()
         .filter(|g| {
             settings.clients.is_empty()
-                || docs.grant_types.iter().any(|x| x == *g)
+                || (builtin_docs && docs.grant_types.iter().any(|x| x == *g))
                 || settings
                     .clients
                     .iter()
@@ -404,6 +406,30 @@ mod tests {
                 .aud(),
             "spa"
         );
+    }
+
+    #[test]
+    fn a_configured_docs_client_replaces_the_built_in_one_in_discovery() {
+        let only_refresh = |id: &str| ClientSettings {
+            id: id.into(),
+            secret: None,
+            grant_types: vec!["refresh_token".into()],
+            audience: None,
+            access_token_typ: AccessTokenTyp::AtJwt,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+        };
+        let mut s = Settings {
+            clients: vec![only_refresh("app")],
+            ..Settings::default()
+        };
+        assert_eq!(
+            grant_types_in_use(&s),
+            ["authorization_code", "refresh_token"],
+            "the built-in docs client brings the code flow"
+        );
+        s.clients.push(only_refresh(DOCS_CLIENT_ID));
+        assert_eq!(grant_types_in_use(&s), ["refresh_token"]);
     }
 
     #[test]
