@@ -87,6 +87,39 @@ pub struct Redirect {
 }
 
 impl Redirect {
+    /// An authorization response to `redirect_uri`: `params`, then the
+    /// request's `state` and the issuer (RFC 9207).
+    fn answer(
+        redirect_uri: &str,
+        mut params: Vec<(&'static str, String)>,
+        state: Option<&str>,
+        issuer: &str,
+    ) -> Self {
+        if let Some(s) = state {
+            params.push(("state", s.to_owned()));
+        }
+        params.push(("iss", issuer.to_owned()));
+        Self {
+            redirect_uri: redirect_uri.to_owned(),
+            params,
+        }
+    }
+
+    /// An error response (RFC 6749 §4.1.2.1).
+    fn error(
+        redirect_uri: &str,
+        state: Option<&str>,
+        issuer: &str,
+        error: &'static str,
+        description: &str,
+    ) -> Self {
+        let params = vec![
+            ("error", error.to_owned()),
+            ("error_description", description.to_owned()),
+        ];
+        Self::answer(redirect_uri, params, state, issuer)
+    }
+
     /// The URL to send the browser to.
     pub fn url(&self) -> String {
         let mut url = self.redirect_uri.clone();
@@ -147,18 +180,13 @@ pub fn parse(
     // `state` and `iss` (RFC 9207).
     let state = get(params, "state").ok().flatten().map(str::to_owned);
     let fail = |error: &'static str, description: &str| {
-        let mut p = vec![
-            ("error", error.to_owned()),
-            ("error_description", description.to_owned()),
-        ];
-        if let Some(s) = &state {
-            p.push(("state", s.clone()));
-        }
-        p.push(("iss", issuer.to_owned()));
-        AuthorizeError::Redirect(Redirect {
-            redirect_uri: redirect_uri.to_owned(),
-            params: p,
-        })
+        AuthorizeError::Redirect(Redirect::error(
+            redirect_uri,
+            state.as_deref(),
+            issuer,
+            error,
+            description,
+        ))
     };
     let one = |key: &str| {
         get(params, key).map_err(|()| {
@@ -267,18 +295,13 @@ pub fn parse(
 impl AuthorizationRequest {
     /// An error redirect for this request.
     pub fn error(&self, issuer: &str, error: &'static str, description: &str) -> Redirect {
-        let mut params = vec![
-            ("error", error.to_owned()),
-            ("error_description", description.to_owned()),
-        ];
-        if let Some(s) = &self.state {
-            params.push(("state", s.clone()));
-        }
-        params.push(("iss", issuer.to_owned()));
-        Redirect {
-            redirect_uri: self.redirect_uri.clone(),
-            params,
-        }
+        Redirect::error(
+            &self.redirect_uri,
+            self.state.as_deref(),
+            issuer,
+            error,
+            description,
+        )
     }
 
     /// Whether `session` may answer this request without a new password;
@@ -405,15 +428,12 @@ impl OAuth {
                 .exec_without_returning(&self.db)
                 .await?;
         }
-        let mut params = vec![("code", code)];
-        if let Some(s) = &request.state {
-            params.push(("state", s.clone()));
-        }
-        params.push(("iss", issuer));
-        Ok(Outcome::Redirect(Redirect {
-            redirect_uri: request.redirect_uri.clone(),
-            params,
-        }))
+        Ok(Outcome::Redirect(Redirect::answer(
+            &request.redirect_uri,
+            vec![("code", code)],
+            request.state.as_deref(),
+            &issuer,
+        )))
     }
 
     /// A marker for "a login after now", for the hosted login page to add

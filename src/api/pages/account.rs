@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::views::{ActivatePage, ForgotPage, RegisterPage, Render as _, ResetPage};
 use super::{
-    PageForm, continue_target, csrf, describe, forged, html, message, query_encode, redirect,
-    same_site_post, state, unreadable,
+    PageForm, Posted, continue_target, csrf, describe, html, message, posted, query_encode,
+    redirect, state,
 };
 use crate::accounts::Registration;
 use crate::config::Settings;
@@ -52,6 +52,12 @@ pub struct AccountForm {
     token: String,
     #[serde(default)]
     action: String,
+}
+
+impl Posted for AccountForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 fn target(value: &str) -> (String, String) {
@@ -103,12 +109,10 @@ pub async fn register_form(req: &Request) -> Response {
 pub async fn register(req: &Request, form: PageForm<AccountForm>) -> Response {
     let state = state(req);
     let settings = state.live.get();
-    let Ok(poem::web::Form(f)) = form else {
-        return unreadable(&settings);
+    let f = match posted(req, &settings, form) {
+        Ok(f) => f,
+        Err(refused) => return refused.page(&settings),
     };
-    if !same_site_post(req, &settings, &f.csrf) {
-        return forged(&settings);
-    }
     let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
     let input = Registration {
         email: some(&f.email),
@@ -190,12 +194,10 @@ pub async fn activate_form(req: &Request) -> Response {
 pub async fn activate(req: &Request, form: PageForm<AccountForm>) -> Response {
     let state = state(req);
     let settings = state.live.get();
-    let Ok(poem::web::Form(f)) = form else {
-        return unreadable(&settings);
+    let f = match posted(req, &settings, form) {
+        Ok(f) => f,
+        Err(refused) => return refused.page(&settings),
     };
-    if !same_site_post(req, &settings, &f.csrf) {
-        return forged(&settings);
-    }
     let ip = crate::api::client_ip(req);
     if f.action == "resend" {
         let (status, error, notice) = match state.accounts.resend_activation(&f.email, ip).await {
@@ -280,12 +282,10 @@ pub async fn forgot_form(req: &Request) -> Response {
 pub async fn forgot(req: &Request, form: PageForm<AccountForm>) -> Response {
     let state = state(req);
     let settings = state.live.get();
-    let Ok(poem::web::Form(f)) = form else {
-        return unreadable(&settings);
+    let f = match posted(req, &settings, form) {
+        Ok(f) => f,
+        Err(refused) => return refused.page(&settings),
     };
-    if !same_site_post(req, &settings, &f.csrf) {
-        return forged(&settings);
-    }
     match state
         .accounts
         .forgot_password(&f.email, crate::api::client_ip(req))
@@ -350,12 +350,10 @@ pub async fn reset_form(req: &Request) -> Response {
 pub async fn reset(req: &Request, form: PageForm<AccountForm>) -> Response {
     let state = state(req);
     let settings = state.live.get();
-    let Ok(poem::web::Form(f)) = form else {
-        return unreadable(&settings);
+    let f = match posted(req, &settings, form) {
+        Ok(f) => f,
+        Err(refused) => return refused.page(&settings),
     };
-    if !same_site_post(req, &settings, &f.csrf) {
-        return forged(&settings);
-    }
     if f.password != f.password_confirm {
         return reset_page(
             req,

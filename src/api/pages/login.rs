@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::views::{LoginPage, Render as _};
 use super::{
-    PageForm, continue_target, cookie, csrf, describe, forged, html, message, query_encode,
-    redirect, same_site_post, session_cookie, set_cookie, state, unreadable,
+    PageForm, Posted, continue_target, cookie, csrf, describe, html, message, posted, query_encode,
+    redirect, session_cookie, set_cookie, state,
 };
 use crate::oauth::authorize::{AuthorizeError, Outcome, parse};
 
@@ -122,6 +122,12 @@ pub struct LoginForm {
     password: String,
 }
 
+impl Posted for LoginForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 fn login_page(
     req: &Request,
     settings: &crate::config::Settings,
@@ -173,12 +179,10 @@ pub async fn show(req: &Request) -> Response {
 pub async fn submit(req: &Request, form: PageForm<LoginForm>) -> Response {
     let state = state(req);
     let settings = state.live.get();
-    let Ok(poem::web::Form(form)) = form else {
-        return unreadable(&settings);
+    let form = match posted(req, &settings, form) {
+        Ok(f) => f,
+        Err(refused) => return refused.page(&settings),
     };
-    if !same_site_post(req, &settings, &form.csrf) {
-        return forged(&settings);
-    }
     let ip = crate::api::client_ip(req);
     match state.oauth.log_in(&form.username, &form.password, ip).await {
         Ok((value, _)) => {

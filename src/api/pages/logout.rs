@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::views::{LogoutPage, Render as _};
 use super::{
-    PageForm, cookie, csrf, forged, html, message, redirect, same_site_post, session_cookie,
-    set_cookie, state, unreadable,
+    PageForm, Posted, cookie, csrf, html, message, posted, redirect, session_cookie, set_cookie,
+    state,
 };
 use crate::app::AppState;
 use crate::config::Settings;
@@ -27,6 +27,12 @@ pub struct LogoutParams {
     post_logout_redirect_uri: String,
     #[serde(default)]
     state: String,
+}
+
+impl Posted for LogoutParams {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// Where to go afterwards, checked, and the hint's `sid`: `Err` says why
@@ -163,12 +169,10 @@ pub async fn show(req: &Request) -> Response {
 pub async fn submit(req: &Request, form: PageForm<LogoutParams>) -> Response {
     let state = state(req);
     let settings = state.live.get();
-    let Ok(poem::web::Form(p)) = form else {
-        return unreadable(&settings);
+    let p = match posted(req, &settings, form) {
+        Ok(f) => f,
+        Err(refused) => return refused.page(&settings),
     };
-    if !same_site_post(req, &settings, &p.csrf) {
-        return forged(&settings);
-    }
     match destination(state, &settings, &p) {
         Ok((to, _)) => finish(req, state, &settings, to).await,
         Err(why) => refused(&settings, why),

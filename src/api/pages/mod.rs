@@ -253,6 +253,40 @@ fn query_encode(value: &str) -> String {
 /// A form body: refused (as a page) when it is not a well-formed form.
 type PageForm<T> = poem::Result<Form<T>>;
 
+/// A form with its CSRF field.
+trait Posted {
+    /// The `csrf` field as posted.
+    fn csrf(&self) -> &str;
+}
+
+/// Why a form post was not taken.
+enum Refused {
+    /// Not a readable form body.
+    Unreadable,
+    /// Failed the CSRF check.
+    Forged,
+}
+
+impl Refused {
+    fn page(self, settings: &Settings) -> Response {
+        match self {
+            Refused::Unreadable => unreadable(settings),
+            Refused::Forged => forged(settings),
+        }
+    }
+}
+
+/// The form of a post that is this browser's own ([`same_site_post`]).
+fn posted<T: Posted>(req: &Request, settings: &Settings, form: PageForm<T>) -> Result<T, Refused> {
+    let Ok(Form(f)) = form else {
+        return Err(Refused::Unreadable);
+    };
+    if !same_site_post(req, settings, f.csrf()) {
+        return Err(Refused::Forged);
+    }
+    Ok(f)
+}
+
 /// The page for a form that could not be read.
 fn unreadable(settings: &Settings) -> Response {
     message(
