@@ -99,6 +99,7 @@ impl AppState {
             db.clone(),
             sealer.clone(),
             settings.keys.rsa_bits,
+            &settings.signing_algs(),
             settings.keys.private_key_file.as_deref(),
             now,
             max_token_ttl(&settings),

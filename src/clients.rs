@@ -7,7 +7,7 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::config::{AccessTokenTyp, Settings};
+use crate::config::{AccessTokenTyp, Settings, SigningAlg};
 use crate::error::{Error, Result};
 
 /// Client id used when a caller names none (first-party mode, or a
@@ -42,6 +42,8 @@ pub struct Client {
     pub grant_types: Vec<String>,
     /// `typ` header of its access tokens.
     pub access_token_typ: AccessTokenTyp,
+    /// What its access and ID tokens are signed with.
+    pub signing_alg: SigningAlg,
     /// Registered redirect URIs.
     pub redirect_uris: Vec<String>,
     /// Registered post-logout redirect URIs.
@@ -165,6 +167,7 @@ fn docs_client(settings: &Settings) -> Client {
         confidential: false,
         grant_types: grants,
         access_token_typ: AccessTokenTyp::default(),
+        signing_alg: SigningAlg::default(),
         redirect_uris: vec![format!(
             "{}/docs/oauth2-redirect.html",
             settings.server.public_url
@@ -197,6 +200,7 @@ fn first_party(id: &str) -> Client {
         confidential: false,
         grant_types: crate::grants::ALL.iter().map(|g| (*g).to_owned()).collect(),
         access_token_typ: AccessTokenTyp::default(),
+        signing_alg: SigningAlg::default(),
         redirect_uris: Vec::new(),
         post_logout_redirect_uris: Vec::new(),
         any_loopback: true,
@@ -210,6 +214,7 @@ fn from_config(cfg: &crate::config::ClientSettings, confidential: bool) -> Clien
         confidential,
         grant_types: configured_grants(&cfg.grant_types),
         access_token_typ: cfg.access_token_typ,
+        signing_alg: cfg.signing_alg,
         redirect_uris: cfg.redirect_uris.clone(),
         post_logout_redirect_uris: cfg.post_logout_redirect_uris.clone(),
         any_loopback: false,
@@ -335,6 +340,7 @@ mod tests {
                     grant_types: vec![],
                     audience: None,
                     access_token_typ: AccessTokenTyp::AtJwt,
+                    signing_alg: SigningAlg::RS256,
                     redirect_uris: vec![
                         "https://app.example/cb".into(),
                         "http://127.0.0.1/cb".into(),
@@ -347,6 +353,7 @@ mod tests {
                     grant_types: vec!["refresh_token".into()],
                     audience: Some("resource".into()),
                     access_token_typ: AccessTokenTyp::Jwt,
+                    signing_alg: SigningAlg::ES256,
                     redirect_uris: vec![],
                     post_logout_redirect_uris: vec![],
                 },
@@ -373,6 +380,7 @@ mod tests {
         let api = authenticate(&s, &creds(Some("api"), Some("s3cret"))).expect("confidential");
         assert!(api.confidential);
         assert_eq!(api.audience, "resource");
+        assert_eq!(api.signing_alg, SigningAlg::ES256);
         assert!(matches!(
             api.check_grant("password"),
             Err(Error::UnauthorizedClient)
@@ -416,6 +424,7 @@ mod tests {
             grant_types: vec!["refresh_token".into()],
             audience: None,
             access_token_typ: AccessTokenTyp::AtJwt,
+            signing_alg: SigningAlg::EdDSA,
             redirect_uris: vec![],
             post_logout_redirect_uris: vec![],
         };

@@ -167,8 +167,9 @@ async fn run(command: Command, settings: Settings, path: Option<PathBuf>) -> any
                 .context("reading the signing keys (has `gatehouse migrate` run?)")?;
             for k in keys {
                 println!(
-                    "{:<44} gen {:<3} {:<9} activates {} retired {}",
+                    "{:<44} {:<5} gen {:<3} {:<9} activates {} retired {}",
                     k.kid,
+                    k.alg,
                     k.generation,
                     k.state,
                     k.activates_at.to_rfc3339(),
@@ -185,16 +186,19 @@ async fn run(command: Command, settings: Settings, path: Option<PathBuf>) -> any
             let now = state.clock.now();
             let settings = state.live.get();
             let ttl = settings.tokens.access_ttl.max(settings.tokens.id_token_ttl);
-            let key = state
+            let keys = state
                 .keys
                 .rotate(now, settings.keys.jwks_max_age, ttl)
                 .await?;
-            println!(
-                "new key {} (generation {}) is published now and signs from {}",
-                key.kid,
-                key.generation,
-                key.activates_at.to_rfc3339()
-            );
+            for key in keys {
+                println!(
+                    "new {} key {} (generation {}) is published now and signs from {}",
+                    key.alg,
+                    key.kid,
+                    key.generation,
+                    key.activates_at.to_rfc3339()
+                );
+            }
             Ok(())
         }
         Command::Users { command } => {

@@ -15,6 +15,7 @@ mod m20261201_000008_one_code_per_kind;
 mod m20261201_000009_login_sources;
 mod m20261201_000010_canonical_logins;
 mod m20261201_000011_browser_login;
+mod m20261201_000012_signing_key_algorithms;
 
 /// Every migration, in the order they apply.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_login_sources::Migration),
             Box::new(m20261201_000010_canonical_logins::Migration),
             Box::new(m20261201_000011_browser_login::Migration),
+            Box::new(m20261201_000012_signing_key_algorithms::Migration),
         ]
     }
 }

@@ -17,22 +17,29 @@ use crate::app::AppState;
 /// Discovery and keys.
 pub struct DiscoveryApi;
 
-/// One public key (RFC 7517 §4).
+/// One public key (RFC 7517 §4): RSA (RFC 7518 §6.3.1), EC P-256 (§6.2.1)
+/// or Ed25519 (OKP, RFC 8037 §2).
 #[derive(Debug, Object)]
 pub struct JwkObject {
-    /// `RSA`.
+    /// `RSA`, `EC` or `OKP`.
     pub kty: String,
     /// `sig`.
     #[oai(rename = "use")]
     pub use_: String,
-    /// `RS256`.
+    /// `RS256`, `ES256` or `EdDSA`: the algorithm the key signs with.
     pub alg: String,
-    /// Key id, matching the `kid` of token headers.
+    /// Key id (its RFC 7638 thumbprint), matching the `kid` of token headers.
     pub kid: String,
-    /// Modulus (base64url).
-    pub n: String,
-    /// Exponent (base64url).
-    pub e: String,
+    /// RSA: modulus (base64url).
+    pub n: Option<String>,
+    /// RSA: exponent (base64url).
+    pub e: Option<String>,
+    /// EC and OKP: the curve, `P-256` or `Ed25519`.
+    pub crv: Option<String>,
+    /// EC: the x coordinate; OKP: the public key (base64url).
+    pub x: Option<String>,
+    /// EC: the y coordinate (base64url).
+    pub y: Option<String>,
 }
 
 /// A JWK Set.

@@ -464,6 +464,45 @@ pub struct ClientSettings {
     /// Security resource servers refuse any other).
     #[serde(default)]
     pub access_token_typ: AccessTokenTyp,
+    /// The algorithm its access and ID tokens are signed with (OIDC's
+    /// `id_token_signed_response_alg`): `RS256` (the default), `ES256` or
+    /// `EdDSA`. A key of each algorithm some client names is made, rotated
+    /// and published beside the RSA key.
+    #[serde(default)]
+    pub signing_alg: SigningAlg,
+}
+
+/// A JWS algorithm tokens can be signed with (RFC 7518 §3.1, RFC 8037).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum SigningAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256, a 2048-bit (`keys.rsa_bits`) key.
+    #[default]
+    RS256,
+    /// ECDSA on P-256 with SHA-256: a signature costs a few percent of RS256's.
+    ES256,
+    /// Ed25519 (RFC 8037).
+    EdDSA,
+}
+
+impl SigningAlg {
+    /// Every algorithm, RS256 first.
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA];
+
+    /// The JOSE name (`alg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    /// The algorithm named `name`, if it is one of ours.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
 }
 
 /// The `typ` header of a client's access tokens.
@@ -489,6 +528,17 @@ impl AccessTokenTyp {
 }
 
 impl Settings {
+    /// The algorithms keys are kept for: RS256 always (the default and the
+    /// built-in clients'), and each one a configured client names.
+    pub fn signing_algs(&self) -> Vec<SigningAlg> {
+        let mut algs: Vec<SigningAlg> = std::iter::once(SigningAlg::RS256)
+            .chain(self.clients.iter().map(|c| c.signing_alg))
+            .collect();
+        algs.sort_unstable();
+        algs.dedup();
+        algs
+    }
+
     /// The page reset emails link to (`accounts.reset_url`, by default
     /// under `server.public_url`, so it follows the deployment's address).
     pub fn reset_url(&self) -> String {

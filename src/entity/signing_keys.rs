@@ -1,4 +1,4 @@
-//! `signing_keys`: RSA keys, newest generation signs once it is active.
+//! `signing_keys`: per algorithm, the newest generation signs once it is active.
 
 use sea_orm::entity::prelude::*;
 
@@ -9,8 +9,10 @@ pub struct Model {
     /// Key id (RFC 7638 thumbprint).
     #[sea_orm(primary_key, auto_increment = false)]
     pub kid: String,
-    /// Monotonic; unique, so concurrent first starts make one key.
-    #[sea_orm(unique)]
+    /// `RS256`, `ES256` or `EdDSA`.
+    pub alg: String,
+    /// Monotonic per `alg`; unique with it, so concurrent first starts make
+    /// one key.
     pub generation: i64,
     /// PKCS#8 PEM, or `enc:v1:`-prefixed ciphertext when encrypted at rest.
     pub private_key: String,

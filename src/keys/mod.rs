@@ -1,12 +1,15 @@
 //! Signing keys: generated on first start and kept in the database (or read
 //! from `keys.private_key_file`), rotated with `gatehouse keys rotate`, and
-//! published as a JWK Set (RFC 7517).
+//! published as a JWK Set (RFC 7517). RS256 keys always exist; ES256 and
+//! EdDSA keys once a client asks for them (`[[clients]] signing_alg`), each
+//! algorithm rotated in its own generations.
 //!
 //! Rotation publishes the new key at once but lets it sign only
 //! `keys.jwks_max_age` later, so a relying party with a cached JWKS never
 //! meets an unknown `kid`. A retired key stays published while tokens it
 //! signed can still be live.
 
+pub mod material;
 pub mod signer;
 mod store;
 
@@ -15,19 +18,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use rsa::RsaPrivateKey;
-use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
+use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
 use sea_orm::DatabaseConnection;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::Serialize;
+
+pub use material::Jwk;
 
 use crate::clock::chrono_duration;
+use crate::config::SigningAlg;
 use crate::entity::signing_keys;
 use crate::error::{Error, Result};
 use crate::sealing::Sealer;
@@ -35,54 +37,13 @@ use crate::sealing::Sealer;
 /// Stored in place of the private key for a key that lives in a file.
 const EXTERNAL: &str = "external";
 
-/// A public RSA key as a JWK (RFC 7517 §4, RFC 7518 §6.3.1).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Jwk {
-    /// Always `RSA`.
-    pub kty: String,
-    /// Always `sig`.
-    #[serde(rename = "use")]
-    pub use_: String,
-    /// Always `RS256`.
-    pub alg: String,
-    /// Key id.
-    pub kid: String,
-    /// Modulus, base64url.
-    pub n: String,
-    /// Exponent, base64url.
-    pub e: String,
-}
-
-/// The algorithm RSA keys sign with. The one place that names it: a new
-/// algorithm (ES256, EdDSA) is a new key kind here, and discovery, JWKS and
-/// verification follow what the loaded keys say.
-pub const RSA_ALGORITHM: Algorithm = Algorithm::RS256;
-
-/// The JOSE name of `alg` (RFC 7518 §3.1).
-pub fn algorithm_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::HS256 => "HS256",
-        Algorithm::HS384 => "HS384",
-        Algorithm::HS512 => "HS512",
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        Algorithm::EdDSA => "EdDSA",
-    }
-}
-
 /// A key that can sign.
 pub struct SigningKey {
     /// Its `kid`.
     pub kid: String,
     /// The algorithm it signs with.
     pub alg: Algorithm,
-    /// For `jsonwebtoken::encode` (PKCS#1 DER, parsed once by [`signer`]).
+    /// For `jsonwebtoken::encode` (parsed once by [`signer`]).
     pub encoding: EncodingKey,
 }
 
@@ -99,7 +60,7 @@ impl SigningKey {
 /// A loaded key: its public half always, its private half when we hold it.
 struct LoadedKey {
     jwk: Jwk,
-    alg: Algorithm,
+    alg: SigningAlg,
     decoding: DecodingKey,
     signing: Option<Arc<SigningKey>>,
     activates_at: DateTime<Utc>,
@@ -118,7 +79,9 @@ struct KeySet {
 pub struct KeyInfo {
     /// Key id.
     pub kid: String,
-    /// Generation number.
+    /// `RS256`, `ES256` or `EdDSA`.
+    pub alg: &'static str,
+    /// Generation number (per algorithm).
     pub generation: i64,
     /// Creation time.
     pub created_at: DateTime<Utc>,
@@ -136,6 +99,8 @@ pub struct KeyRing {
     db: DatabaseConnection,
     sealer: Sealer,
     rsa_bits: usize,
+    /// The algorithms a key is kept for (RS256 and the clients' choices).
+    algs: Vec<SigningAlg>,
     file_key: Option<Arc<RsaPrivateKey>>,
     set: Arc<ArcSwap<KeySet>>,
 }
@@ -152,12 +117,15 @@ pub fn publish_ahead(jwks_max_age: Duration) -> Duration {
 }
 
 impl KeyRing {
-    /// Loads the keys, creating the first one if there is none. Several
-    /// processes may run this at once on one database: exactly one key is made.
+    /// Loads the keys, creating the first one of each algorithm in `algs`
+    /// that has none. Several processes may run this at once on one
+    /// database: exactly one key per algorithm is made.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         db: DatabaseConnection,
         sealer: Sealer,
         rsa_bits: usize,
+        algs: &[SigningAlg],
         private_key_file: Option<&std::path::Path>,
         now: DateTime<Utc>,
         max_token_ttl: Duration,
@@ -172,6 +140,7 @@ impl KeyRing {
             db,
             sealer,
             rsa_bits,
+            algs: algs.to_vec(),
             file_key,
             set: Arc::new(ArcSwap::from_pointee(KeySet {
                 keys: Vec::new(),
@@ -182,13 +151,24 @@ impl KeyRing {
         if let Some(key) = ring.file_key.clone() {
             ring.adopt_file_key(&key, now, jwks_max_age, max_token_ttl)
                 .await?;
-        } else if store::max_generation(&ring.db).await?.is_none() {
-            let key = generate(ring.rsa_bits).await?;
-            let row = ring.row_for(&key, 1, now, now)?;
-            if !store::insert_if_generation_free(&ring.db, row).await? {
-                tracing::info!("another process created the first signing key; using it");
+        }
+        for &alg in &ring.algs {
+            if alg == SigningAlg::RS256 && ring.file_key.is_some()
+                || store::max_generation(&ring.db, alg.as_str())
+                    .await?
+                    .is_some()
+            {
+                continue;
+            }
+            let pem = generate(alg, ring.rsa_bits).await?;
+            let row = ring.row_for(alg, &pem, 1, now, now)?;
+            if store::insert_if_generation_free(&ring.db, row).await? {
+                tracing::info!(key.alg = alg.as_str(), "created the first signing key");
             } else {
-                tracing::info!("created the first signing key");
+                tracing::info!(
+                    key.alg = alg.as_str(),
+                    "another process created the first signing key; using it"
+                );
             }
         }
         ring.reseal().await?;
@@ -224,36 +204,38 @@ impl KeyRing {
         Ok(())
     }
 
-    /// The key that signs at `now`: the newest generation already active.
-    pub fn signing_key(&self, now: DateTime<Utc>) -> Result<Arc<SigningKey>> {
+    /// The key of `alg` that signs at `now`: its newest generation already
+    /// active.
+    pub fn signing_key(&self, now: DateTime<Utc>, alg: SigningAlg) -> Result<Arc<SigningKey>> {
         let set = self.set.load();
         set.keys
             .iter()
             .rev()
-            .filter(|k| k.activates_at <= now)
+            .filter(|k| k.alg == alg && k.activates_at <= now)
             .find_map(|k| k.signing.clone())
-            .ok_or_else(|| Error::internal("no active signing key"))
+            .ok_or_else(|| Error::internal(format!("no active {} signing key", alg.as_str())))
     }
 
     /// The algorithm and public key of `kid`, if it is published.
     pub fn verifying_key(&self, kid: &str) -> Option<(Algorithm, DecodingKey)> {
         let set = self.set.load();
-        set.by_kid
-            .get(kid)
-            .map(|&i| (set.keys[i].alg, set.keys[i].decoding.clone()))
+        set.by_kid.get(kid).map(|&i| {
+            (
+                material::jose(set.keys[i].alg),
+                set.keys[i].decoding.clone(),
+            )
+        })
     }
 
     /// The JOSE names of the algorithms the published keys sign with
     /// (discovery's `id_token_signing_alg_values_supported`).
     pub fn algorithms(&self) -> Vec<&'static str> {
         let set = self.set.load();
-        let mut algs: Vec<&'static str> = set.keys.iter().map(|k| algorithm_name(k.alg)).collect();
+        let mut algs: Vec<SigningAlg> = set.keys.iter().map(|k| k.alg).collect();
+        algs.push(SigningAlg::RS256);
         algs.sort_unstable();
         algs.dedup();
-        if algs.is_empty() {
-            algs.push(algorithm_name(RSA_ALGORITHM));
-        }
-        algs
+        algs.into_iter().map(SigningAlg::as_str).collect()
     }
 
     /// The JWK Set body, rendered once per reload.
@@ -261,19 +243,47 @@ impl KeyRing {
         self.set.load().jwks.clone()
     }
 
-    /// Starts a new key: published now, signing after `publish_ahead`; the
-    /// current key retires when it takes over and stays published while its
-    /// tokens may live (`max_token_ttl`, the lifetime in force now).
+    /// Starts a new key of every algorithm kept (configured now, or with
+    /// keys in the database): published now, signing after
+    /// `publish_ahead`; the current key of that algorithm retires when the
+    /// new one takes over and stays published while its tokens may live
+    /// (`max_token_ttl`, the lifetime in force now).
     pub async fn rotate(
         &self,
         now: DateTime<Utc>,
         publish_ahead: Duration,
         max_token_ttl: Duration,
+    ) -> Result<Vec<KeyInfo>> {
+        let mut algs = self.algs.clone();
+        for row in store::all(&self.db).await? {
+            algs.extend(SigningAlg::parse(&row.alg));
+        }
+        algs.sort_unstable();
+        algs.dedup();
+        let mut made = Vec::with_capacity(algs.len());
+        for alg in algs {
+            made.push(
+                self.rotate_one(alg, now, publish_ahead, max_token_ttl)
+                    .await?,
+            );
+        }
+        Ok(made)
+    }
+
+    async fn rotate_one(
+        &self,
+        alg: SigningAlg,
+        now: DateTime<Utc>,
+        publish_ahead: Duration,
+        max_token_ttl: Duration,
     ) -> Result<KeyInfo> {
-        let key = generate(self.rsa_bits).await?;
-        let generation = store::max_generation(&self.db).await?.unwrap_or(0) + 1;
+        let pem = generate(alg, self.rsa_bits).await?;
+        let generation = store::max_generation(&self.db, alg.as_str())
+            .await?
+            .unwrap_or(0)
+            + 1;
         let activates_at = now + chrono_duration(self::publish_ahead(publish_ahead));
-        let row = self.row_for(&key, generation, now, activates_at)?;
+        let row = self.row_for(alg, &pem, generation, now, activates_at)?;
         let kid = row.kid.clone();
         if !store::insert_if_generation_free(&self.db, row).await? {
             return Err(Error::Unavailable(
@@ -282,6 +292,7 @@ impl KeyRing {
         }
         store::retire_older(
             &self.db,
+            alg.as_str(),
             generation,
             activates_at,
             activates_at + keep_for(max_token_ttl),
@@ -289,6 +300,7 @@ impl KeyRing {
         .await?;
         Ok(KeyInfo {
             kid,
+            alg: alg.as_str(),
             generation,
             created_at: now,
             activates_at,
@@ -343,23 +355,26 @@ impl KeyRing {
         jwks_max_age: Duration,
         max_token_ttl: Duration,
     ) -> Result<()> {
-        let jwk = jwk_of(key);
+        let jwk = material::rsa_jwk(key);
         let exists = store::all(&self.db).await?.iter().any(|r| r.kid == jwk.kid);
         if exists {
             return Ok(());
         }
-        let previous = store::max_generation(&self.db).await?;
+        let rs256 = SigningAlg::RS256.as_str();
+        let previous = store::max_generation(&self.db, rs256).await?;
         let generation = previous.unwrap_or(0) + 1;
         let activates_at = if previous.is_some() {
             now + chrono_duration(publish_ahead(jwks_max_age))
         } else {
             now
         };
-        let mut row = self.row_for(key, generation, now, activates_at)?;
+        let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(Error::internal)?;
+        let mut row = self.row_for(SigningAlg::RS256, &pem, generation, now, activates_at)?;
         row.private_key = EXTERNAL.into();
         if store::insert_if_generation_free(&self.db, row).await? {
             store::retire_older(
                 &self.db,
+                rs256,
                 generation,
                 activates_at,
                 activates_at + keep_for(max_token_ttl),
@@ -375,17 +390,18 @@ impl KeyRing {
 
     fn row_for(
         &self,
-        key: &RsaPrivateKey,
+        alg: SigningAlg,
+        pem: &str,
         generation: i64,
         now: DateTime<Utc>,
         activates_at: DateTime<Utc>,
     ) -> Result<signing_keys::Model> {
-        let jwk = jwk_of(key);
-        let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(Error::internal)?;
+        let jwk = material::parse(alg, pem)?.jwk;
         Ok(signing_keys::Model {
             kid: jwk.kid.clone(),
+            alg: alg.as_str().into(),
             generation,
-            private_key: self.sealer.seal(&pem).map_err(Error::internal)?,
+            private_key: self.sealer.seal(pem).map_err(Error::internal)?,
             published_until: None,
             public_jwk: serde_json::to_string(&jwk).map_err(Error::internal)?,
             created_at: now,
@@ -396,34 +412,31 @@ impl KeyRing {
 
     fn load(&self, row: signing_keys::Model) -> Result<LoadedKey> {
         let jwk: Jwk = serde_json::from_str(&row.public_jwk).map_err(Error::internal)?;
-        let decoding = DecodingKey::from_rsa_components(&jwk.n, &jwk.e).map_err(Error::internal)?;
+        let (alg, decoding) = material::verifying(&jwk)
+            .filter(|(alg, _)| alg.as_str() == row.alg)
+            .ok_or_else(|| Error::internal(format!("signing key {}: unusable JWK", row.kid)))?;
         let private = if row.private_key == EXTERNAL {
-            self.file_key
-                .as_deref()
-                .filter(|k| jwk_of(k).kid == jwk.kid)
-                .cloned()
+            match self.file_key.as_deref() {
+                Some(k) if material::rsa_jwk(k).kid == jwk.kid => Some(material::rsa_material(k)?),
+                _ => None,
+            }
         } else {
             let pem = self
                 .sealer
                 .open(&row.private_key)
                 .map_err(Error::internal)?;
-            Some(RsaPrivateKey::from_pkcs8_pem(&pem).map_err(Error::internal)?)
+            Some(material::parse(alg, &pem)?)
         };
-        let signing = match private {
-            Some(k) => {
-                let der = k.to_pkcs1_der().map_err(Error::internal)?;
-                signer::preload(der.as_bytes()).map_err(Error::internal)?;
-                Some(Arc::new(SigningKey {
-                    kid: jwk.kid.clone(),
-                    alg: RSA_ALGORITHM,
-                    encoding: EncodingKey::from_rsa_der(der.as_bytes()),
-                }))
-            }
-            None => None,
-        };
+        let signing = private.map(|m| {
+            Arc::new(SigningKey {
+                kid: jwk.kid.clone(),
+                alg: material::jose(alg),
+                encoding: m.encoding,
+            })
+        });
         Ok(LoadedKey {
             jwk,
-            alg: RSA_ALGORITHM,
+            alg,
             decoding,
             signing,
             activates_at: row.activates_at,
@@ -431,14 +444,12 @@ impl KeyRing {
     }
 }
 
-/// Generates an RSA key on the blocking pool (it takes long enough to stall
-/// an executor thread).
-async fn generate(bits: usize) -> Result<RsaPrivateKey> {
-    tokio::task::spawn_blocking(move || {
-        RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).map_err(Error::internal)
-    })
-    .await
-    .map_err(Error::internal)?
+/// Generates a private key (PKCS#8 PEM) on the blocking pool (an RSA key
+/// takes long enough to stall an executor thread).
+async fn generate(alg: SigningAlg, rsa_bits: usize) -> Result<String> {
+    tokio::task::spawn_blocking(move || material::generate(alg, rsa_bits).map(|p| p.to_string()))
+        .await
+        .map_err(Error::internal)?
 }
 
 /// Reads a PEM private key (PKCS#8 or PKCS#1).
@@ -450,23 +461,6 @@ fn read_key_file(path: &std::path::Path) -> Result<RsaPrivateKey> {
         .map_err(|e| Error::internal(format!("keys.private_key_file {}: {e}", path.display())))
 }
 
-/// The public JWK of `key`, its `kid` the RFC 7638 thumbprint.
-pub fn jwk_of(key: &RsaPrivateKey) -> Jwk {
-    let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
-    let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
-    // RFC 7638 §3: required members in lexicographic order, no whitespace.
-    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-    let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-    Jwk {
-        kty: "RSA".into(),
-        use_: "sig".into(),
-        alg: algorithm_name(RSA_ALGORITHM).into(),
-        kid,
-        n,
-        e,
-    }
-}
-
 /// Every key in `db` with its state at `now`. Reads only: `keys list`
 /// calls it without building the app (no migration, no key generation).
 pub async fn list(
@@ -475,24 +469,30 @@ pub async fn list(
     max_token_ttl: Duration,
 ) -> Result<Vec<KeyInfo>> {
     let rows = store::all(db).await?;
-    let signing = rows
+    let signing = |alg: &str| {
+        rows.iter()
+            .rev()
+            .find(|r| r.alg == alg && r.activates_at <= now)
+            .map(|r| r.generation)
+    };
+    let signing: HashMap<String, Option<i64>> = rows
         .iter()
-        .rev()
-        .find(|r| r.activates_at <= now)
-        .map(|r| r.generation);
+        .map(|r| (r.alg.clone(), signing(&r.alg)))
+        .collect();
     Ok(rows
-        .into_iter()
+        .iter()
         .map(|r| KeyInfo {
-            state: if Some(r.generation) == signing {
+            state: if signing.get(&r.alg).copied().flatten() == Some(r.generation) {
                 "signing"
             } else if r.activates_at > now {
                 "next"
-            } else if unpublished(&r, now, max_token_ttl) {
+            } else if unpublished(r, now, max_token_ttl) {
                 "expired"
             } else {
                 "published"
             },
-            kid: r.kid,
+            kid: r.kid.clone(),
+            alg: SigningAlg::parse(&r.alg).map_or("unknown", SigningAlg::as_str),
             generation: r.generation,
             created_at: r.created_at,
             activates_at: r.activates_at,

@@ -9,7 +9,7 @@ use sea_orm::{
 
 use crate::entity::signing_keys::{self, ActiveModel, Column, Entity};
 
-/// Every key, oldest generation first.
+/// Every key, oldest generation first (per algorithm).
 pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<signing_keys::Model>, DbErr> {
     Entity::find()
         .order_by_asc(Column::Generation)
@@ -17,9 +17,10 @@ pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<signing_keys::Model>, 
         .await
 }
 
-/// The highest generation, if any key exists.
-pub async fn max_generation(db: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
+/// The highest generation of `alg`, if any key of it exists.
+pub async fn max_generation(db: &impl ConnectionTrait, alg: &str) -> Result<Option<i64>, DbErr> {
     Entity::find()
+        .filter(Column::Alg.eq(alg))
         .select_only()
         .column_as(Column::Generation.max(), "max")
         .into_tuple::<Option<i64>>()
@@ -28,13 +29,15 @@ pub async fn max_generation(db: &impl ConnectionTrait) -> Result<Option<i64>, Db
         .map(Option::flatten)
 }
 
-/// Inserts `key` unless its generation is taken; `true` when it went in.
+/// Inserts `key` unless its algorithm's generation is taken; `true` when
+/// it went in.
 pub async fn insert_if_generation_free(
     db: &impl ConnectionTrait,
     key: signing_keys::Model,
 ) -> Result<bool, DbErr> {
     let model = ActiveModel {
         kid: Set(key.kid),
+        alg: Set(key.alg),
         generation: Set(key.generation),
         private_key: Set(key.private_key),
         public_jwk: Set(key.public_jwk),
@@ -45,7 +48,7 @@ pub async fn insert_if_generation_free(
     };
     let rows = Entity::insert(model)
         .on_conflict(
-            OnConflict::column(Column::Generation)
+            OnConflict::columns([Column::Alg, Column::Generation])
                 .do_nothing()
                 .to_owned(),
         )
@@ -54,10 +57,11 @@ pub async fn insert_if_generation_free(
     Ok(rows == 1)
 }
 
-/// Marks every key older than `generation` still signing as retired at
-/// `at`, published at least until `published_until`.
+/// Marks every key of `alg` older than `generation` still signing as
+/// retired at `at`, published at least until `published_until`.
 pub async fn retire_older(
     db: &impl ConnectionTrait,
+    alg: &str,
     generation: i64,
     at: DateTime<Utc>,
     published_until: DateTime<Utc>,
@@ -65,6 +69,7 @@ pub async fn retire_older(
     Entity::update_many()
         .col_expr(Column::RetiredAt, Expr::value(at))
         .col_expr(Column::PublishedUntil, Expr::value(published_until))
+        .filter(Column::Alg.eq(alg))
         .filter(Column::Generation.lt(generation))
         .filter(Column::RetiredAt.is_null())
         .exec(db)

@@ -165,7 +165,7 @@ impl Tokens {
         let now = self.clock.now();
         let settings = self.live.get();
         let access_ttl = settings.tokens.access_ttl;
-        let key = self.keys.signing_key(now)?;
+        let key = self.keys.signing_key(now, client.signing_alg)?;
         let iat = now.timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),

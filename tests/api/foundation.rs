@@ -49,7 +49,11 @@ async fn jwks_verifies_a_token_signed_by_the_active_key(backend: Backend) {
 
     // Sign with the server's own active key, verify with an independent JWT library.
     let now = app.state.clock.now();
-    let key = app.state.keys.signing_key(now).expect("active key");
+    let key = app
+        .state
+        .keys
+        .signing_key(now, gatehouse::config::SigningAlg::RS256)
+        .expect("active key");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(key.kid.clone());
     let claims = serde_json::json!({ "iss": ISSUER, "sub": "probe", "exp": now.timestamp() + 60 });

@@ -35,7 +35,8 @@ async fn rotation_publishes_first_signs_later_and_retires_the_old_key(backend: B
             Duration::from_secs(900),
         )
         .await
-        .expect("rotate");
+        .expect("rotate")
+        .remove(0);
     app.state
         .keys
         .reload(app.state.clock.now(), Duration::from_secs(900))
@@ -248,3 +249,189 @@ async fn a_shorter_token_lifetime_never_unpublishes_a_key_whose_tokens_live(back
     );
 }
 both!(a_shorter_token_lifetime_never_unpublishes_a_key_whose_tokens_live);
+
+/// Clients that chose a faster algorithm than RS256.
+const ALGORITHM_CLIENTS: &str = r#"
+[[clients]]
+id = "es"
+grant_types = ["password", "refresh_token"]
+signing_alg = "ES256"
+
+[[clients]]
+id = "ed"
+grant_types = ["password", "refresh_token"]
+signing_alg = "EdDSA"
+
+[[clients]]
+id = "rsa"
+grant_types = ["password", "refresh_token"]
+"#;
+
+fn header_of(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = token.split('.').next().expect("header");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .expect("base64url"),
+    )
+    .expect("json")
+}
+
+/// Checks `token`'s signature with jwt-simple (not the server's library)
+/// and the key of its `kid` in the served JWKS; returns the JWS `alg`.
+fn verified_independently(jwks: &serde_json::Value, token: &str) -> String {
+    use base64::Engine as _;
+    use jwt_simple::prelude::*;
+    let h = header_of(token);
+    let kid = h["kid"].as_str().expect("kid");
+    let jwk = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .expect("the kid is published");
+    assert_eq!(jwk["alg"], h["alg"], "the key's alg is the token's");
+    let b = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(v.as_str().expect("str"))
+            .expect("base64url")
+    };
+    let opts = || {
+        Some(VerificationOptions {
+            allowed_issuers: Some(std::collections::HashSet::from([
+                crate::helpers::ISSUER.to_owned()
+            ])),
+            ..Default::default()
+        })
+    };
+    let alg = h["alg"].as_str().expect("alg").to_owned();
+    match (alg.as_str(), jwk["kty"].as_str()) {
+        ("ES256", Some("EC")) => {
+            assert_eq!(jwk["crv"], "P-256");
+            let mut point = vec![4u8];
+            point.extend(b(&jwk["x"]));
+            point.extend(b(&jwk["y"]));
+            ES256PublicKey::from_bytes(&point)
+                .expect("P-256 key")
+                .verify_token::<serde_json::Value>(token, opts())
+                .expect("ES256 signature");
+        }
+        ("EdDSA", Some("OKP")) => {
+            assert_eq!(jwk["crv"], "Ed25519");
+            Ed25519PublicKey::from_bytes(&b(&jwk["x"]))
+                .expect("Ed25519 key")
+                .verify_token::<serde_json::Value>(token, opts())
+                .expect("EdDSA signature");
+        }
+        ("RS256", Some("RSA")) => {
+            RS256PublicKey::from_components(&b(&jwk["n"]), &b(&jwk["e"]))
+                .expect("RSA key")
+                .verify_token::<serde_json::Value>(token, opts())
+                .expect("RS256 signature");
+        }
+        other => panic!("unexpected algorithm and key type {other:?}"),
+    }
+    alg
+}
+
+async fn each_client_gets_tokens_signed_with_its_algorithm(backend: Backend) {
+    let app = TestApp::spawn_with(backend, ALGORITHM_CLIENTS).await;
+    let jwks: serde_json::Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .expect("jwks");
+    let mut kty: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kty"].as_str().expect("kty"))
+        .collect();
+    kty.sort_unstable();
+    assert_eq!(kty, ["EC", "OKP", "RSA"], "one key per algorithm in use");
+    let d: serde_json::Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .expect("discovery");
+    assert_eq!(
+        d["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256", "ES256", "EdDSA"])
+    );
+
+    for (client, want) in [("es", "ES256"), ("ed", "EdDSA"), ("rsa", "RS256")] {
+        let email = format!("{client}@example.com");
+        app.activated_user(&email).await;
+        let r = app
+            .post_form(
+                "/oauth/token",
+                &[
+                    ("grant_type", "password"),
+                    ("client_id", client),
+                    ("username", &email),
+                    ("password", crate::helpers::PASSWORD),
+                    ("scope", "openid profile email"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{client}");
+        let t: serde_json::Value = r.json().await.expect("json");
+        let access = t["access_token"].as_str().expect("at");
+        assert_eq!(verified_independently(&jwks, access), want, "{client}");
+        assert_eq!(header_of(access)["typ"], "at+jwt");
+        let id = t["id_token"].as_str().expect("id token");
+        assert_eq!(verified_independently(&jwks, id), want, "{client} ID token");
+
+        // The server accepts its own tokens of every algorithm.
+        let me = app.get_bearer("/oauth/userinfo", access).await;
+        assert_eq!(me.status(), StatusCode::OK, "{client} userinfo");
+
+        let r = app
+            .post_form(
+                "/oauth/token",
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", client),
+                    ("refresh_token", t["refresh_token"].as_str().expect("rt")),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{client} refresh");
+        let t: serde_json::Value = r.json().await.expect("json");
+        let access = t["access_token"].as_str().expect("at");
+        assert_eq!(
+            verified_independently(&jwks, access),
+            want,
+            "{client} refreshed"
+        );
+
+        // Algorithm confusion: the same token claiming another algorithm
+        // (with this key's kid) is refused.
+        use base64::Engine as _;
+        let mut parts: Vec<String> = access.split('.').map(str::to_owned).collect();
+        let mut h = header_of(access);
+        h["alg"] = serde_json::json!(if want == "RS256" { "ES256" } else { "RS256" });
+        parts[0] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.to_string());
+        let r = app.get_bearer("/account/me", &parts.join(".")).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{client} alg swap");
+    }
+
+    // A rotation makes a new key of each algorithm.
+    let made = app
+        .state
+        .keys
+        .rotate(
+            app.state.clock.now(),
+            Duration::from_secs(600),
+            Duration::from_secs(900),
+        )
+        .await
+        .expect("rotate");
+    let mut algs: Vec<&str> = made.iter().map(|k| k.alg).collect();
+    algs.sort_unstable();
+    assert_eq!(algs, ["ES256", "EdDSA", "RS256"]);
+}
+both!(each_client_gets_tokens_signed_with_its_algorithm);

@@ -246,7 +246,7 @@ async fn forged_tokens_are_refused(backend: Backend) {
     let key = app
         .state
         .keys
-        .signing_key(app.state.clock.now())
+        .signing_key(app.state.clock.now(), gatehouse::config::SigningAlg::RS256)
         .expect("key");
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     h.kid = Some(key.kid.clone());
