@@ -49,6 +49,8 @@ COLUMNS = [
     "access token (at+jwt)",
     "access token (typ JWT)",
     "ID token",
+    "ES256 tokens",
+    "EdDSA tokens",
     "keyboard",
     "hosted pages",
 ]

@@ -277,13 +277,25 @@ access_token_typ = "JWT"
 id = "webapp"
 secret = "webapp-secret-123456"
 redirect_uris = ["http://127.0.0.1/callback"]
+
+# Public clients whose access and ID tokens are signed with ES256 (P-256)
+# and EdDSA (Ed25519) instead of RS256, verified from the same JWKS.
+[[clients]]
+id = "es"
+grant_types = ["password", "refresh_token"]
+signing_alg = "ES256"
+
+[[clients]]
+id = "ed"
+grant_types = ["password", "refresh_token"]
+signing_alg = "EdDSA"
 EOF
 
   log "$backend: starting the server on $issuer"
   (cd "$dir/run" && exec "${CLEAN_ENV[@]}" "$BIN" serve --config "$config") >"$dir/server.log" 2>&1 </dev/null &
   SERVER_PID=$!
   local ready=
-  for _ in $(seq 300); do # up to 60 s: migrations and the first RSA key
+  for _ in $(seq 300); do # up to 60 s: migrations and the first signing keys
     if curl -fs -o /dev/null --max-time 2 "$issuer/readyz"; then ready=1; break; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.2

@@ -173,6 +173,31 @@ def plain_password_grant(metadata: dict, email: str, password: str, client_id: s
     return resp.json()
 
 
+def plain_refresh_grant(metadata: dict, refresh_token: str, client_id: str) -> dict:
+    """RFC 6749 §6 as a plain form POST (public client: client_id in the body)."""
+    resp = requests.post(
+        metadata["token_endpoint"],
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id},
+        timeout=TIMEOUT,
+    )
+    assert resp.status_code == 200, (
+        f"refresh for {client_id} answered {resp.status_code}: {resp.text[:200]}"
+    )
+    return resp.json()
+
+
+def jwks_key(metadata: dict, kid: str) -> dict:
+    """The published JWK with this kid (the JWKS fetched with requests), or a
+    failure that shows what the JWKS has."""
+    resp = requests.get(metadata["jwks_uri"], timeout=TIMEOUT)
+    assert resp.status_code == 200, f"the JWKS answered {resp.status_code}: {resp.text[:200]}"
+    keys = resp.json().get("keys", [])
+    found = [k for k in keys if k.get("kid") == kid]
+    shown = [{f: k.get(f) for f in ("kty", "crv", "alg", "use", "kid")} for k in keys]
+    assert len(found) == 1, f"{len(found)} keys with kid {kid!r} in the JWKS: {shown}"
+    return found[0]
+
+
 # --- browser login without a browser ---------------------------------------------
 #
 # The hosted login page driven with plain HTTP, as a browser without

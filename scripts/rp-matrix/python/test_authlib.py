@@ -4,7 +4,9 @@ token, revocation and introspection endpoints; the authorization code flow
 with PKCE (S256) as the confidential web app `webapp`, the login page posted
 with requests; the ID token checked the way authlib's OpenID client
 (`parse_id_token`) does it; and authlib's RFC 9068 JWTBearerTokenValidator
-for the access token."""
+for the access token. The same for the clients `es` (signing_alg = "ES256")
+and `ed` (signing_alg = "EdDSA"), whose ID tokens come from a password grant:
+they have no redirect URI."""
 
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -17,7 +19,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
-from joserfc.errors import InvalidClaimError
+from joserfc.errors import InvalidClaimError, UnsupportedAlgorithmError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
@@ -175,30 +177,37 @@ def test_code_flow(metadata, user):
         assert again.get("access_token") and again["access_token"] != token["access_token"], again
 
 
-def parse_id_token(metadata: dict, token: dict, nonce: str, client_id: str) -> CodeIDToken:
+def jwks(metadata: dict) -> KeySet:
+    resp = requests.get(metadata["jwks_uri"], timeout=TIMEOUT)
+    resp.raise_for_status()
+    return KeySet.import_key_set(resp.json())
+
+
+def parse_id_token(metadata: dict, token: dict, nonce: str | None, client_id: str) -> CodeIDToken:
     """What authlib's OpenID client (OpenIDMixin.parse_id_token in
     authlib.integrations.base_client) does: the JWKS as a joserfc KeySet,
     jwt.decode with the discovered algorithms, then authlib's CodeIDToken
     claims validated with nonce, client_id and access_token (at_hash);
-    authlib checks only iss by default, the audience is pinned here too."""
-    resp = requests.get(metadata["jwks_uri"], timeout=TIMEOUT)
-    resp.raise_for_status()
+    authlib checks only iss by default, the audience is pinned here too.
+    A nonce of None: an ID token from a password grant, which has none."""
     decoded = jwt.decode(
         token["id_token"],
-        key=KeySet.import_key_set(resp.json()),
+        key=jwks(metadata),
         registry=JWSRegistry(
             algorithms=metadata["id_token_signing_alg_values_supported"], strict_check_header=False
         ),
     )
+    options = {
+        "iss": {"essential": True, "value": ISSUER},
+        "aud": {"essential": True, "value": client_id},
+        "auth_time": {"essential": True},
+    }
+    if nonce is not None:
+        options["nonce"] = {"essential": True}
     claims = CodeIDToken(
         decoded.claims,
         decoded.header,
-        {
-            "iss": {"essential": True, "value": ISSUER},
-            "aud": {"essential": True, "value": client_id},
-            "nonce": {"essential": True},
-            "auth_time": {"essential": True},
-        },
+        options,
         {"nonce": nonce, "client_id": client_id, "access_token": token["access_token"]},
     )
     claims.validate(leeway=120)
@@ -251,3 +260,72 @@ def test_rfc9068_access_token(metadata, user):
     typ = str(claims.header.get("typ", "")).lower()
     assert typ in ("at+jwt", "application/at+jwt"), claims.header
     assert claims["client_id"] == "spa", dict(claims)
+
+
+def check_id_token_signed_with(metadata: dict, tokens: dict, client_id: str, alg: str, email: str) -> CodeIDToken:
+    """The ID token as authlib's OpenID client checks it, signed with `alg`
+    by the published key its kid names (the kid being that key's RFC 7638
+    thumbprint), and refused when only the other algorithms are allowed."""
+    assert tokens.get("id_token"), "no id_token although scope has openid"
+    claims = parse_id_token(metadata, tokens, None, client_id)
+    assert claims.header.get("alg") == alg, f"ID token header: {claims.header}"
+    assert claims.header.get("typ") == "JWT", f"ID token header: {claims.header}"
+    kid = claims.header.get("kid")
+    keys = jwks(metadata)
+    key = keys.get_by_kid(kid)
+    assert key.thumbprint() == kid, f"kid {kid} is not the RFC 7638 thumbprint {key.thumbprint()} of its key"
+    assert claims["sub"] == jwt_part(tokens["access_token"], 1)["sub"], dict(claims)
+    assert claims.get("email") == email, dict(claims)
+    others = [a for a in ("RS256", "ES256", "EdDSA") if a != alg]
+    with pytest.raises(UnsupportedAlgorithmError):
+        jwt.decode(tokens["id_token"], key=keys, registry=JWSRegistry(algorithms=others, strict_check_header=False))
+    return claims
+
+
+def public_session(client_id: str) -> OAuth2Session:
+    return OAuth2Session(client_id=client_id, token_endpoint_auth_method="none", default_timeout=TIMEOUT)
+
+
+@pytest.mark.rp("authlib", "ES256 tokens")
+def test_es256_tokens(metadata, user):
+    # Client `es` is configured with signing_alg = "ES256".
+    email, password = user
+    tokens = plain_password_grant(metadata, email, password, client_id="es")
+    check_id_token_signed_with(metadata, tokens, "es", "ES256", email)
+    # ES256 is one of joserfc's recommended algorithms, so authlib's RFC 9068
+    # validator takes ES256 access tokens as they are.
+    validator = GatehouseValidator(metadata["jwks_uri"], issuer=ISSUER, resource_server="es")
+
+    def validate_access(what: str, access: str) -> None:
+        claims = validator.authenticate_token(access)
+        validator.validate_token(claims, scopes=["openid"], request=None)
+        assert claims.header.get("alg") == "ES256", f"{what} header: {claims.header}"
+        assert claims["client_id"] == "es", dict(claims)
+
+    validate_access("access token", tokens["access_token"])
+    # After a refresh (by authlib's session) the tokens are ES256 too.
+    with public_session("es") as s:
+        again = s.refresh_token(metadata["token_endpoint"], refresh_token=tokens["refresh_token"])
+    validate_access("refreshed access token", again["access_token"])
+    if again.get("id_token"):
+        check_id_token_signed_with(metadata, again, "es", "ES256", email)
+
+
+@pytest.mark.rp("authlib", "EdDSA tokens")
+def test_eddsa_tokens(metadata, user):
+    # Client `ed` is configured with signing_alg = "EdDSA". The ID token only
+    # (and the refreshed access token's alg): authlib's RFC 9068 validator
+    # decodes with joserfc's default registry, which allows only its
+    # recommended algorithms (HS256, RS256, ES256), so it refuses EdDSA access
+    # tokens ("not recommended") unless authenticate_token is overridden.
+    # joserfc also warns that "EdDSA" is deprecated by RFC 9864 (which names
+    # it "Ed25519"), but accepts it when allowed.
+    email, password = user
+    tokens = plain_password_grant(metadata, email, password, client_id="ed")
+    check_id_token_signed_with(metadata, tokens, "ed", "EdDSA", email)
+    with public_session("ed") as s:
+        again = s.refresh_token(metadata["token_endpoint"], refresh_token=tokens["refresh_token"])
+    header = jwt_part(again["access_token"], 0)
+    assert header.get("alg") == "EdDSA", f"refreshed access token header: {header}"
+    if again.get("id_token"):
+        check_id_token_signed_with(metadata, again, "ed", "EdDSA", email)

@@ -4,7 +4,9 @@
 // the authorization code flow with PKCE (buildAuthorizationUrl, the login
 // page posted with fetch, authorizationCodeGrant checking iss, state and
 // nonce), RP-initiated logout (buildEndSessionUrl), refresh, revocation,
-// userinfo, and introspection as the confidential client `rs`.
+// userinfo, and introspection as the confidential client `rs`; ID tokens
+// signed with ES256 and EdDSA (the clients `es` and `ed`), their signature
+// checked against the discovered JWKS (enableNonRepudiationChecks).
 import assert from 'node:assert/strict';
 import * as client from 'openid-client';
 import {
@@ -221,3 +223,46 @@ check(LIB, VERSION, 'introspect', async () => {
   const unknown = await client.tokenIntrospection(config, 'not-a-token');
   assert.equal(unknown.active, false);
 });
+
+/** A JWT's protected header, unverified. */
+const headerOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url').toString('utf8'));
+
+// The clients `es` and `ed` (signing_alg = "ES256" / "EdDSA"): discovery
+// lists the algorithm; with it as the client's id_token_signed_response_alg
+// openid-client requires it in every ID token's header, and with
+// enableNonRepudiationChecks it also verifies the signature with the
+// discovered JWKS (by default it trusts the token endpoint's TLS).
+function checkClientSignsWith(clientId, alg) {
+  check(LIB, VERSION, `${alg} tokens`, async () => {
+    const config = await client.discovery(
+      new URL(ISSUER),
+      clientId,
+      { id_token_signed_response_alg: alg },
+      client.None(),
+      { ...options, execute: [...options.execute, client.enableNonRepudiationChecks] },
+    );
+    const listed = config.serverMetadata().id_token_signing_alg_values_supported;
+    assert.ok(listed?.includes(alg), `id_token_signing_alg_values_supported: ${JSON.stringify(listed)}`);
+    assert.ok(listed.includes('RS256'), `id_token_signing_alg_values_supported: ${JSON.stringify(listed)}`);
+    const user = await newUser();
+    const tokens = await client.genericGrantRequest(config, 'password', {
+      username: user.email,
+      password: user.password,
+      scope: SCOPE,
+    });
+    assert.ok(tokens.id_token, 'no id_token although scope has openid');
+    assert.equal(headerOf(tokens.id_token).alg, alg, `ID token header: ${JSON.stringify(headerOf(tokens.id_token))}`);
+    assert.equal(headerOf(tokens.access_token).alg, alg, `access token header: ${JSON.stringify(headerOf(tokens.access_token))}`);
+    const claims = tokens.claims();
+    assert.equal(claims.aud, clientId);
+    assert.equal(claims.sub, payloadOf(tokens.access_token).sub);
+    // A refresh: the new tokens are signed with the client's algorithm too
+    // (an ID token in the response would be checked as above).
+    const next = await client.refreshTokenGrant(config, tokens.refresh_token);
+    assert.equal(headerOf(next.access_token).alg, alg, `refreshed access token header: ${JSON.stringify(headerOf(next.access_token))}`);
+    if (next.id_token) assert.equal(next.claims().sub, claims.sub);
+  });
+}
+
+checkClientSignsWith('es', 'ES256');
+checkClientSignsWith('ed', 'EdDSA');
