@@ -13,9 +13,13 @@
 # default 20s), PG_ADMIN_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres), PORT (default 18080),
 # PERF_RUN (a run's name, e.g. refresh: perf samples the server during it and
-# the top of its profile goes to scripts/load/profile-<db>-<name>.txt).
+# the top of its profile goes to scripts/load/profile-<db>-<name>.txt),
+# SIGNING_ALG (ES256 or EdDSA: the server runs with one configured client,
+# `gatehouse`, whose tokens are signed with that algorithm; unset: first-party
+# mode, RS256).
 #
-# Prints a Markdown table and writes it to scripts/load/results-<db>.md.
+# Prints a Markdown table and writes it to scripts/load/results-<db>.md
+# (results-<db>-<alg>.md with SIGNING_ALG).
 # Everything targets 127.0.0.1; the server and the database are removed at
 # the end, whatever happens.
 set -euo pipefail
@@ -34,6 +38,9 @@ COLLECTORS=${COLLECTORS:-64}
 COLLECT_TIME=${COLLECT_TIME:-20s}
 PORT=${PORT:-18080}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+SIGNING_ALG=${SIGNING_ALG:-}
+case $SIGNING_ALG in '' | RS256 | ES256 | EdDSA) ;; *) echo "SIGNING_ALG: RS256, ES256 or EdDSA" >&2; exit 2 ;; esac
+RESULTS_NAME=$DB${SIGNING_ALG:+-$SIGNING_ALG}
 PASSWORD='vivid-Meadow-lantern-42'
 BASE="http://127.0.0.1:$PORT"
 JWKS_CONNS=4
@@ -89,11 +96,21 @@ else
 fi
 
 # --- server ------------------------------------------------------------------------
-# Configured through the environment only: it runs in $WORK, where there is
-# no config/gatehouse.toml, and GATEHOUSE_CONFIG is unset.
+# Configured through the environment: it runs in $WORK, where there is no
+# config/gatehouse.toml. With SIGNING_ALG a config file adds the one client
+# (the default client id, so the Lua scripts send none).
+if [[ -n $SIGNING_ALG ]]; then
+  cat >"$WORK/gatehouse.toml" <<EOF
+[[clients]]
+id = "gatehouse"
+grant_types = ["password", "refresh_token"]
+signing_alg = "$SIGNING_ALG"
+EOF
+fi
 start_server() {
   (
     unset GATEHOUSE_CONFIG
+    [[ -z $SIGNING_ALG ]] || export GATEHOUSE_CONFIG="$WORK/gatehouse.toml"
     cd "$WORK"
     export GATEHOUSE_SERVER__BIND="127.0.0.1:$PORT" \
       GATEHOUSE_SERVER__PUBLIC_URL="$BASE" \
@@ -212,8 +229,8 @@ wrk_run() { # <name> <conns> <threads> <script> <path> [-- args...]
     kill -INT "$perf_pid" 2>/dev/null || true
     wait "$perf_pid" 2>/dev/null || true
     perf report -i "$WORK/perf-$name.data" --no-children -g none --percent-limit 0.7 --sort dso,symbol --stdio 2>/dev/null |
-      grep -v '^#' | grep -v '^$' | head -40 >"$LOAD_DIR/profile-$DB-$name.txt" || true
-    log "profile of $name: scripts/load/profile-$DB-$name.txt"
+      grep -v '^#' | grep -v '^$' | head -40 >"$LOAD_DIR/profile-$RESULTS_NAME-$name.txt" || true
+    log "profile of $name: scripts/load/profile-$RESULTS_NAME-$name.txt"
   fi
   grep '^RESULT ' "$WORK/wrk-$name.txt" >>"$RESULTS" || {
     echo "error: wrk $name printed no RESULT line:" >&2; cat "$WORK/wrk-$name.txt" >&2; exit 1; }
@@ -240,6 +257,10 @@ RSS_END=$(rss_kib VmRSS)
 RSS_PEAK=$(rss_kib VmHWM)
 sleep 14
 RSS_AFTER=$(rss_kib VmRSS)
+# What the resident memory is: heap and stacks (anonymous) or mapped files.
+RSS_ANON=$(rss_kib RssAnon)
+RSS_FILE=$(rss_kib RssFile)
+THREADS_AFTER=$(rss_kib Threads)
 kill -0 "$SERVER_PID" 2>/dev/null || { echo "error: server died during the run" >&2; exit 1; }
 SERVER_ERRORS=$(grep -ciE '\b(ERROR|panicked)\b' "$WORK/server.log" || true)
 
@@ -269,7 +290,7 @@ build=release
 busy=""
 pgrep -x rustc >/dev/null && busy=" A cargo build was running at the end: numbers are depressed."
 {
-  echo "# Gatehouse load run: $DB"
+  echo "# Gatehouse load run: $DB${SIGNING_ALG:+, tokens signed $SIGNING_ALG}"
   echo
   echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs shared by server and wrk, $build build ($BIN)," \
     "wrk -t$THREADS -c$CONNS -d$DURATION, $USERS users, 127.0.0.1.$busy"
@@ -284,6 +305,7 @@ pgrep -x rustc >/dev/null && busy=" A cargo build was running at the end: number
   echo
   echo "- JWKS p99 while the password grant is loaded: **$(field jwks_during_password p99_ms) ms** ($JWKS_CONNS connections)"
   echo "- Server RSS: $(mib "$RSS_START") after start, $(mib "$RSS_IDLE") idle after seeding (before load)," \
-    "$(mib "$RSS_END") at the end, $(mib "$RSS_AFTER") idle 15 s later; peak (VmHWM) **$(mib "$RSS_PEAK")**"
+    "$(mib "$RSS_END") at the end, $(mib "$RSS_AFTER") idle 15 s later ($(mib "$RSS_ANON") anonymous," \
+    "$(mib "$RSS_FILE") file-backed, $THREADS_AFTER threads); peak (VmHWM) **$(mib "$RSS_PEAK")**"
   echo "- Error/panic lines in the server log (level warn): $SERVER_ERRORS"
-} | tee "$LOAD_DIR/results-$DB.md"
+} | tee "$LOAD_DIR/results-$RESULTS_NAME.md"
