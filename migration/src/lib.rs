@@ -16,6 +16,7 @@ mod m20261201_000009_login_sources;
 mod m20261201_000010_canonical_logins;
 mod m20261201_000011_browser_login;
 mod m20261201_000012_signing_key_algorithms;
+mod m20261201_000013_sqlite_rotation_trigger;
 
 /// Every migration, in the order they apply.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_canonical_logins::Migration),
             Box::new(m20261201_000011_browser_login::Migration),
             Box::new(m20261201_000012_signing_key_algorithms::Migration),
+            Box::new(m20261201_000013_sqlite_rotation_trigger::Migration),
         ]
     }
 }

@@ -11,7 +11,7 @@ pub mod format;
 pub mod store;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, TransactionTrait};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
 use crate::clock::{Clock, chrono_duration};
@@ -159,10 +159,11 @@ impl Sessions {
         };
         // Families logged into before this are past the session's lifetime.
         let born_after = now - chrono_duration(settings.tokens.session_max_lifetime);
-        let rotated = if asked.is_none() && self.db.get_database_backend() == DbBackend::Postgres {
-            // One statement, one round trip (a narrowed scope must be checked
-            // before the rotation commits, so it takes the general path).
-            store::rotate_with_user_pg(&self.db, id, &token_hash, client_id, child, now, born_after)
+        let rotated = if asked.is_none() {
+            // One round trip (a narrowed scope must be checked before the
+            // rotation commits, so it takes the general path).
+            let _turn = self.writes.enter().await;
+            store::rotate_with_user(&self.db, id, &token_hash, client_id, child, now, born_after)
                 .await?
                 .map(|(parent, user)| (parent, Some(user)))
         } else {

@@ -201,11 +201,18 @@ pub struct NewChild<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
-/// PostgreSQL: [`rotate`], the child's insert and the user's read in one
-/// statement (one round trip, atomic on its own). `None` as for [`rotate`].
-/// Concurrent rotations of one token: the row lock makes the second `UPDATE`
-/// wait and then find the token rotated, so exactly one child is made.
-pub async fn rotate_with_user_pg(
+/// [`rotate`], the child's insert and the user's read in one round trip,
+/// atomic: `None` as for [`rotate`]. Concurrent rotations of one token make
+/// exactly one child.
+///
+/// PostgreSQL: one statement, the `UPDATE … RETURNING` and the `INSERT` in
+/// data-modifying CTEs; the row lock makes a second `UPDATE` wait and then
+/// find the token rotated. SQLite: two statements sent together, each atomic
+/// on its own: the child's `INSERT … SELECT` from its live parent (whose
+/// trigger marks the parent rotated in the same statement; SQLite runs one
+/// writer at a time, so a second insert finds the parent rotated), then the
+/// parent and the user, read only if this child is the one that replaced it.
+pub async fn rotate_with_user(
     db: &impl ConnectionTrait,
     id: Uuid,
     token_hash: &str,
@@ -214,7 +221,7 @@ pub async fn rotate_with_user_pg(
     now: DateTime<Utc>,
     born_after: DateTime<Utc>,
 ) -> Result<Option<(refresh_tokens::Model, users::Model)>, DbErr> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    fn columns() -> String {
         let aliased = |table: &str, prefix: &str, cols: Vec<String>| {
             cols.iter()
                 .map(|c| format!("{table}.{c} AS \"{prefix}{c}\""))
@@ -225,6 +232,13 @@ pub async fn rotate_with_user_pg(
         let user_cols = users::Column::iter()
             .map(|c| c.as_str().to_owned())
             .collect();
+        format!(
+            "{}, {}",
+            aliased("parent", "A_", token_cols),
+            aliased("users", "B_", user_cols)
+        )
+    }
+    static POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "WITH parent AS ( \
                UPDATE refresh_tokens SET rotated_at = $1, replaced_by = $2 \
@@ -238,14 +252,33 @@ pub async fn rotate_with_user_pg(
                SELECT $2, $6, family_id, id, user_id, client_id, scope, auth_time, $1, $7, login_session_id FROM parent \
                RETURNING id \
              ) \
-             SELECT {}, {} FROM parent JOIN users ON users.id = parent.user_id",
-            aliased("parent", "A_", token_cols),
-            aliased("users", "B_", user_cols),
+             SELECT {} FROM parent JOIN users ON users.id = parent.user_id",
+            columns()
         )
     });
+    // `?NNN` parameters: both statements bind from the same list.
+    static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO refresh_tokens \
+               (id, token_hash, family_id, parent_id, user_id, client_id, scope, auth_time, created_at, expires_at, login_session_id) \
+             SELECT ?2, ?6, family_id, id, user_id, client_id, scope, auth_time, ?1, ?7, login_session_id \
+             FROM refresh_tokens \
+             WHERE id = ?3 AND token_hash = ?4 AND client_id = ?5 \
+               AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ?1 \
+               AND auth_time > ?8; \
+             SELECT {} FROM refresh_tokens AS parent JOIN users ON users.id = parent.user_id \
+             WHERE parent.id = ?3 AND parent.replaced_by = ?2",
+            columns()
+        )
+    });
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => POSTGRES.as_str(),
+        _ => SQLITE.as_str(),
+    };
     let stmt = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        SQL.as_str(),
+        backend,
+        sql,
         [
             now.into(),
             child.id.into(),
