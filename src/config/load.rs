@@ -194,7 +194,7 @@ impl Settings {
                 "is not a valid mailbox such as \"Name <a@b.example>\"",
             );
         }
-        if self.database.max_connections == 0 {
+        if self.database.max_connections == Some(0) {
             return bad("database.max_connections", "must be at least 1");
         }
         if let Some(key) = &self.keys.encryption_key {

@@ -149,16 +149,35 @@ pub enum LogFormat {
 pub struct DatabaseSettings {
     /// `sqlite://…` or `postgres://…`.
     pub url: Secret,
-    /// Pool size.
-    pub max_connections: u32,
+    /// Pool size; unset: [`DatabaseSettings::pool_size`] chooses.
+    pub max_connections: Option<u32>,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: Secret::new("sqlite://gatehouse.db?mode=rwc"),
-            max_connections: 16,
+            max_connections: None,
         }
+    }
+}
+
+impl DatabaseSettings {
+    /// The pool size: `max_connections`, or else for SQLite two per CPU (at
+    /// least two; each connection is a thread and a page cache, and SQLite
+    /// writes one at a time, so more only cost memory and thread switches),
+    /// for PostgreSQL 16 (connections there are sockets, waiting costs
+    /// nothing here).
+    pub fn pool_size(&self, cpus: usize) -> u32 {
+        self.max_connections.unwrap_or_else(|| {
+            if self.url.expose().starts_with("sqlite:") {
+                u32::try_from(cpus.saturating_mul(2))
+                    .unwrap_or(u32::MAX)
+                    .max(2)
+            } else {
+                16
+            }
+        })
     }
 }
 
@@ -634,10 +653,10 @@ mod tests {
         let old = Settings::default();
         let mut new = Settings::default();
         new.tokens.access_ttl = Duration::from_secs(60);
-        new.database.max_connections = 3;
+        new.database.max_connections = Some(3);
         let (merged, cold) = old.apply_hot(&new);
         assert_eq!(merged.tokens.access_ttl, Duration::from_secs(60));
-        assert_eq!(merged.database.max_connections, 16);
+        assert_eq!(merged.database.max_connections, None);
         assert_eq!(cold, vec!["database"]);
     }
 }

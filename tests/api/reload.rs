@@ -111,7 +111,7 @@ async fn token_lifetimes_follow_the_file_and_a_broken_file_is_refused() {
     )
     .expect("write");
     assert!(wait_for_lifetime(&app, 120).await);
-    assert_eq!(app.state.live.get().database.max_connections, 8);
+    assert_eq!(app.state.live.get().database.max_connections, Some(8));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
