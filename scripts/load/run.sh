@@ -16,7 +16,8 @@
 # the top of its profile goes to scripts/load/profile-<db>-<name>.txt),
 # SIGNING_ALG (ES256 or EdDSA: the server runs with one configured client,
 # `gatehouse`, whose tokens are signed with that algorithm; unset: first-party
-# mode, RS256).
+# mode, RS256), SMAPS_OUT (a file: /proc/<server>/smaps is copied there when
+# the RSS after load is read).
 #
 # Prints a Markdown table and writes it to scripts/load/results-<db>.md
 # (results-<db>-<alg>.md with SIGNING_ALG).
@@ -261,6 +262,7 @@ RSS_AFTER=$(rss_kib VmRSS)
 RSS_ANON=$(rss_kib RssAnon)
 RSS_FILE=$(rss_kib RssFile)
 THREADS_AFTER=$(rss_kib Threads)
+[[ -z ${SMAPS_OUT:-} ]] || cp "/proc/$SERVER_PID/smaps" "$SMAPS_OUT"
 kill -0 "$SERVER_PID" 2>/dev/null || { echo "error: server died during the run" >&2; exit 1; }
 SERVER_ERRORS=$(grep -ciE '\b(ERROR|panicked)\b' "$WORK/server.log" || true)
 
