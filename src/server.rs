@@ -89,9 +89,23 @@ impl Application {
     }
 }
 
-/// The sweeper, the key reloader and the heap trimmer; all end with
-/// `shutdown`.
+/// The sweeper, the key reloader, the metrics upkeep and the heap trimmer;
+/// all end with `shutdown`.
 fn spawn_background(state: AppState, shutdown: Shutdown) {
+    let stop = shutdown.clone();
+    let metrics = state.metrics.clone();
+    tokio::spawn(async move {
+        // Histograms keep every sample until they are folded into their
+        // buckets: at a scrape, or here. Without this, a server nobody
+        // scrapes grows by ~20 bytes a request (14 MiB in a 10 s JWKS run).
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = every.tick() => metrics.run_upkeep(),
+                () = stop.wait() => break,
+            }
+        }
+    });
     let stop = shutdown.clone();
     tokio::spawn(async move {
         // Give memory freed after a burst back to the system (a few ms of
