@@ -195,5 +195,39 @@ fn rsa_limit(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, passwords, tokens, rsa_limit);
+fn token_signatures(c: &mut Criterion) {
+    // One access token signed with each algorithm a client may choose
+    // (`[[clients]] signing_alg`), through the same path as the server
+    // (jsonwebtoken over Gatehouse's aws-lc-rs provider, key parsed once);
+    // and the verification the bearer check does.
+    use gatehouse::config::SigningAlg;
+    use gatehouse::keys::material;
+    gatehouse::keys::signer::install();
+    let claims = serde_json::json!({
+        "iss": "https://id.example", "sub": "00000000-0000-0000-0000-000000000000",
+        "aud": "app", "client_id": "app", "exp": 4_000_000_000u64, "iat": 1, "nbf": 1,
+        "jti": "00000000-0000-0000-0000-000000000001", "scope": "profile email",
+    });
+    let mut g = c.benchmark_group("token signature");
+    for alg in SigningAlg::ALL {
+        let pem = material::generate(alg, 2048).expect("key");
+        let m = material::parse(alg, &pem).expect("parse");
+        let mut header = jsonwebtoken::Header::new(material::jose(alg));
+        header.kid = Some(m.jwk.kid.clone());
+        header.typ = Some("at+jwt".into());
+        g.bench_function(format!("sign {}", alg.as_str()), |b| {
+            b.iter(|| jsonwebtoken::encode(&header, &claims, &m.encoding).expect("sign"))
+        });
+        let token = jsonwebtoken::encode(&header, &claims, &m.encoding).expect("sign");
+        let (_, key) = material::verifying(&m.jwk).expect("verifying key");
+        let mut v = jsonwebtoken::Validation::new(material::jose(alg));
+        v.validate_aud = false;
+        g.bench_function(format!("verify {}", alg.as_str()), |b| {
+            b.iter(|| jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v).expect("verify"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, passwords, tokens, rsa_limit, token_signatures);
 criterion_main!(benches);
