@@ -45,7 +45,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     }
     let conn_err = |e: sqlx::Error| DbErr::Conn(RuntimeErr::SqlxError(e));
     let url = settings.url.expose();
-    let max = settings.pool_size(crate::workers::cpus());
+    let max = settings.pool_size();
     if url.starts_with("sqlite:") {
         use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
         let opts = SqliteConnectOptions::from_str(url)

@@ -163,14 +163,15 @@ impl Default for DatabaseSettings {
 }
 
 impl DatabaseSettings {
-    /// The pool size: `max_connections`, or else for SQLite two per CPU (at
-    /// least two; each connection is a thread and a page cache, and SQLite
-    /// writes one at a time, so more only cost memory and thread switches),
-    /// for PostgreSQL 16 (connections there are sockets, waiting costs
-    /// nothing here).
-    pub fn pool_size(&self, cpus: usize) -> u32 {
+    /// The pool size: `max_connections`, or else for SQLite two per CPU this
+    /// process may use (at least two; each connection is a thread and a page
+    /// cache, and SQLite writes one at a time, so more only cost memory and
+    /// thread switches), for PostgreSQL 16 (connections there are sockets,
+    /// waiting costs nothing here).
+    pub fn pool_size(&self) -> u32 {
         self.max_connections.unwrap_or_else(|| {
             if self.url.expose().starts_with("sqlite:") {
+                let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
                 u32::try_from(cpus.saturating_mul(2))
                     .unwrap_or(u32::MAX)
                     .max(2)
@@ -646,6 +647,21 @@ mod tests {
             !out.contains("hunter2") && !out.contains("captcha-secret"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn the_pool_is_sized_for_the_database_unless_set() {
+        let mut db = DatabaseSettings::default();
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert_eq!(
+            db.pool_size() as usize,
+            (2 * cpus).max(2),
+            "SQLite: two per CPU"
+        );
+        db.url = Secret::new("postgres://u@db/gatehouse");
+        assert_eq!(db.pool_size(), 16);
+        db.max_connections = Some(5);
+        assert_eq!(db.pool_size(), 5);
     }
 
     #[test]
