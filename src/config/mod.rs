@@ -164,7 +164,7 @@ impl Default for DatabaseSettings {
 
 impl DatabaseSettings {
     /// The pool size: `max_connections`, or else for SQLite two per CPU this
-    /// process may use (at least two; each connection is a thread and a page
+    /// process may use, 2 to 16 (each connection is a thread and a page
     /// cache, and SQLite writes one at a time, so more only cost memory and
     /// thread switches), for PostgreSQL 16 (connections there are sockets,
     /// waiting costs nothing here).
@@ -172,9 +172,7 @@ impl DatabaseSettings {
         self.max_connections.unwrap_or_else(|| {
             if self.url.expose().starts_with("sqlite:") {
                 let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-                u32::try_from(cpus.saturating_mul(2))
-                    .unwrap_or(u32::MAX)
-                    .max(2)
+                u32::try_from(cpus.saturating_mul(2).clamp(2, 16)).unwrap_or(16)
             } else {
                 16
             }
@@ -655,7 +653,7 @@ mod tests {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         assert_eq!(
             db.pool_size() as usize,
-            (2 * cpus).max(2),
+            (2 * cpus).clamp(2, 16),
             "SQLite: two per CPU"
         );
         db.url = Secret::new("postgres://u@db/gatehouse");

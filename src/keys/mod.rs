@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use rsa::RsaPrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::der::zeroize::Zeroizing;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
@@ -148,6 +149,10 @@ impl KeyRing {
                 jwks: Arc::from(&b"{\"keys\":[]}"[..]),
             })),
         };
+        // A deployment that already published keys: relying parties and the
+        // other replicas hold its JWKS, so a new algorithm's first key is
+        // published ahead, like a rotation (RS256 signs meanwhile).
+        let deployed = !store::all(&ring.db).await?.is_empty();
         if let Some(key) = ring.file_key.clone() {
             ring.adopt_file_key(&key, now, jwks_max_age, max_token_ttl)
                 .await?;
@@ -161,9 +166,17 @@ impl KeyRing {
                 continue;
             }
             let pem = generate(alg, ring.rsa_bits).await?;
-            let row = ring.row_for(alg, &pem, 1, now, now)?;
+            let activates_at = if deployed && alg != SigningAlg::RS256 {
+                now + chrono_duration(publish_ahead(jwks_max_age))
+            } else {
+                now
+            };
+            let row = ring.row_for(alg, &pem, 1, now, activates_at)?;
             if store::insert_if_generation_free(&ring.db, row).await? {
-                tracing::info!(key.alg = alg.as_str(), "created the first signing key");
+                tracing::info!(
+                    key.alg = alg.as_str(),
+                    "created the first signing key; it signs from {activates_at}"
+                );
             } else {
                 tracing::info!(
                     key.alg = alg.as_str(),
@@ -205,14 +218,19 @@ impl KeyRing {
     }
 
     /// The key of `alg` that signs at `now`: its newest generation already
-    /// active.
+    /// active; an RS256 key while `alg`'s first key is still only published
+    /// (a new algorithm in a running deployment). The key's `alg` says which.
     pub fn signing_key(&self, now: DateTime<Utc>, alg: SigningAlg) -> Result<Arc<SigningKey>> {
         let set = self.set.load();
-        set.keys
-            .iter()
-            .rev()
-            .filter(|k| k.alg == alg && k.activates_at <= now)
-            .find_map(|k| k.signing.clone())
+        let active = |alg: SigningAlg| {
+            set.keys
+                .iter()
+                .rev()
+                .filter(|k| k.alg == alg && k.activates_at <= now)
+                .find_map(|k| k.signing.clone())
+        };
+        active(alg)
+            .or_else(|| active(SigningAlg::RS256))
             .ok_or_else(|| Error::internal(format!("no active {} signing key", alg.as_str())))
     }
 
@@ -243,25 +261,33 @@ impl KeyRing {
         self.set.load().jwks.clone()
     }
 
-    /// Starts a new key of every algorithm kept (configured now, or with
-    /// keys in the database): published now, signing after
-    /// `publish_ahead`; the current key of that algorithm retires when the
-    /// new one takes over and stays published while its tokens may live
-    /// (`max_token_ttl`, the lifetime in force now).
+    /// Starts a new key of every algorithm in use (RS256 and the clients'
+    /// choices): published now, signing after `publish_ahead`; the current
+    /// key of that algorithm retires when the new one takes over and stays
+    /// published while its tokens may live (`max_token_ttl`, the lifetime in
+    /// force now). Keys of an algorithm no client names any more retire now,
+    /// published as long as their tokens may live, then gone.
     pub async fn rotate(
         &self,
         now: DateTime<Utc>,
         publish_ahead: Duration,
         max_token_ttl: Duration,
     ) -> Result<Vec<KeyInfo>> {
-        let mut algs = self.algs.clone();
-        for row in store::all(&self.db).await? {
-            algs.extend(SigningAlg::parse(&row.alg));
+        let mut unused: Vec<String> = store::all(&self.db)
+            .await?
+            .into_iter()
+            .filter(|r| r.retired_at.is_none())
+            .map(|r| r.alg)
+            .filter(|a| !self.algs.iter().any(|c| c.as_str() == a))
+            .collect();
+        unused.dedup();
+        for alg in unused {
+            store::retire_older(&self.db, &alg, i64::MAX, now, now + keep_for(max_token_ttl))
+                .await?;
+            tracing::info!(key.alg = %alg, "no client signs with this algorithm: its keys retire");
         }
-        algs.sort_unstable();
-        algs.dedup();
-        let mut made = Vec::with_capacity(algs.len());
-        for alg in algs {
+        let mut made = Vec::with_capacity(self.algs.len());
+        for &alg in &self.algs {
             made.push(
                 self.rotate_one(alg, now, publish_ahead, max_token_ttl)
                     .await?,
@@ -446,8 +472,8 @@ impl KeyRing {
 
 /// Generates a private key (PKCS#8 PEM) on the blocking pool (an RSA key
 /// takes long enough to stall an executor thread).
-async fn generate(alg: SigningAlg, rsa_bits: usize) -> Result<String> {
-    tokio::task::spawn_blocking(move || material::generate(alg, rsa_bits).map(|p| p.to_string()))
+async fn generate(alg: SigningAlg, rsa_bits: usize) -> Result<Zeroizing<String>> {
+    tokio::task::spawn_blocking(move || material::generate(alg, rsa_bits))
         .await
         .map_err(Error::internal)?
 }
@@ -472,7 +498,7 @@ pub async fn list(
     let signing = |alg: &str| {
         rows.iter()
             .rev()
-            .find(|r| r.alg == alg && r.activates_at <= now)
+            .find(|r| r.alg == alg && r.activates_at <= now && r.retired_at.is_none_or(|t| t > now))
             .map(|r| r.generation)
     };
     let signing: HashMap<String, Option<i64>> = rows

@@ -188,6 +188,9 @@ fn signer_factory(
     alg: &Algorithm,
     key: &EncodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
+    if key.family() != alg.family() {
+        return Err(ErrorKind::InvalidAlgorithm.into());
+    }
     Ok(Box::new(Signer(*alg, private(*alg, key.inner())?)))
 }
 
@@ -195,5 +198,10 @@ fn verifier_factory(
     alg: &Algorithm,
     key: &DecodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
+    // A key is used only with its own kind of algorithm, whatever the
+    // caller checked before.
+    if key.family() != alg.family() {
+        return Err(ErrorKind::InvalidAlgorithm.into());
+    }
     Ok(Box::new(Verifier(*alg, public(*alg, key)?)))
 }

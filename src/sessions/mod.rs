@@ -136,7 +136,7 @@ impl Sessions {
     ///
     /// A live token rotates in one short transaction ([`Self::rotate_live`]);
     /// on PostgreSQL without a narrowed scope, in one statement that also
-    /// reads the user ([`store::rotate_with_user_pg`]).
+    /// reads the user ([`store::rotate_with_user`]).
     pub async fn rotate(
         &self,
         client_id: &str,

@@ -201,13 +201,18 @@ pub struct NewChild<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
-/// [`rotate`], the child's insert and the user's read in one round trip,
-/// atomic: `None` as for [`rotate`]. Concurrent rotations of one token make
-/// exactly one child.
+/// [`rotate`], the child's insert and the user's read in one round trip:
+/// `None` as for [`rotate`]. Concurrent rotations of one token make exactly
+/// one child, and the rotation (parent marked, child inserted) is atomic;
+/// on SQLite the read after it is a second statement, so a failure there
+/// leaves the token rotated and the client retrying within the grace window
+/// gets the child (as when an answer is lost on the way).
 ///
 /// PostgreSQL: one statement, the `UPDATE … RETURNING` and the `INSERT` in
 /// data-modifying CTEs; the row lock makes a second `UPDATE` wait and then
-/// find the token rotated. SQLite: two statements sent together, each atomic
+/// find the token rotated. SQLite: two statements sent together (not in one
+/// transaction: `BEGIN … COMMIT` in the string would leave the connection
+/// inside a transaction when the caller stops at the first row), each atomic
 /// on its own: the child's `INSERT … SELECT` from its live parent (whose
 /// trigger marks the parent rotated in the same statement; SQLite runs one
 /// writer at a time, so a second insert finds the parent rotated), then the

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::clients::Client;
 use crate::clock::Clock;
-use crate::config::{LiveSettings, SigningAlg};
+use crate::config::LiveSettings;
 use crate::entity::users;
 use crate::error::{Error, Result};
 use crate::keys::KeyRing;
@@ -166,6 +166,7 @@ impl Tokens {
         let settings = self.live.get();
         let access_ttl = settings.tokens.access_ttl;
         let key = self.keys.signing_key(now, client.signing_alg)?;
+        let rsa = key.alg == Algorithm::RS256;
         let iat = now.timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -208,7 +209,7 @@ impl Tokens {
         };
         // An RSA signature (0.4–1 ms) goes to the signing workers; an ES256
         // or Ed25519 one (20–40 µs) costs less than the trip there and back.
-        let (access_token, id_token) = if client.signing_alg == SigningAlg::RS256 {
+        let (access_token, id_token) = if rsa {
             self.signers.run(sign).await?
         } else {
             sign()?

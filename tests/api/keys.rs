@@ -435,3 +435,93 @@ async fn each_client_gets_tokens_signed_with_its_algorithm(backend: Backend) {
     assert_eq!(algs, ["ES256", "EdDSA", "RS256"]);
 }
 both!(each_client_gets_tokens_signed_with_its_algorithm);
+
+async fn a_new_algorithm_in_a_running_deployment_is_published_before_it_signs(backend: Backend) {
+    let db = Arc::new(TestDb::new(backend).await);
+    // A deployment with RS256 keys only, whose JWKS relying parties cache.
+    let before = TestApp::spawn_on(db.clone(), "", None).await;
+    let cached: Vec<String> = served_keys(&before)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    drop(before);
+
+    // The operator adds a client that signs ES256, and restarts.
+    let es = "[[clients]]\nid = \"es\"\ngrant_types = [\"password\", \"refresh_token\"]\nsigning_alg = \"ES256\"\n";
+    let app = TestApp::spawn_on(db.clone(), es, None).await;
+    let jwks: serde_json::Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .expect("jwks");
+    let ec_kid = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kty"] == "EC")
+        .expect("the ES256 key is published at once")["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    app.activated_user("newalg@example.com").await;
+    let login = || async {
+        let r = app
+            .post_form(
+                "/oauth/token",
+                &[
+                    ("grant_type", "password"),
+                    ("client_id", "es"),
+                    ("username", "newalg@example.com"),
+                    ("password", crate::helpers::PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let t: serde_json::Value = r.json().await.expect("json");
+        header_of(t["access_token"].as_str().expect("at"))
+    };
+    let h = login().await;
+    assert_eq!(
+        h["alg"], "RS256",
+        "until every cached JWKS can hold the new key"
+    );
+    assert!(cached.contains(&h["kid"].as_str().expect("kid").to_owned()));
+
+    // jwks_max_age (10 min) + the replicas' 30 s reload later, it signs.
+    app.advance(Duration::from_secs(11 * 60));
+    let h = login().await;
+    assert_eq!(h["alg"], "ES256");
+    assert_eq!(h["kid"], ec_kid.as_str());
+    drop(app);
+
+    // The client is removed again: a rotation retires the ES256 key, which
+    // stays published while its tokens may live, and makes no new one.
+    let app = TestApp::spawn_on(db, "", None).await;
+    app.advance(Duration::from_secs(11 * 60));
+    let made = app
+        .state
+        .keys
+        .rotate(
+            app.state.clock.now(),
+            Duration::from_secs(600),
+            Duration::from_secs(900),
+        )
+        .await
+        .expect("rotate");
+    assert_eq!(made.iter().map(|k| k.alg).collect::<Vec<_>>(), ["RS256"]);
+    let infos = app
+        .state
+        .keys
+        .list(app.state.clock.now(), Duration::from_secs(900))
+        .await
+        .expect("list");
+    let ec = infos
+        .iter()
+        .find(|k| k.kid == ec_kid)
+        .expect("still listed");
+    assert!(ec.retired_at.is_some(), "retired");
+    assert_eq!(ec.state, "published", "published while its tokens may live");
+}
+both!(a_new_algorithm_in_a_running_deployment_is_published_before_it_signs);
