@@ -134,9 +134,10 @@ impl Sessions {
     /// `tokens.refresh_reuse_grace` of the rotation, when the caller gets the
     /// same child again (two browser tabs refreshing at once).
     ///
-    /// A live token rotates in one short transaction ([`Self::rotate_live`]);
-    /// on PostgreSQL without a narrowed scope, in one statement that also
-    /// reads the user ([`store::rotate_with_user`]).
+    /// Without a narrowed scope, a live token rotates in one round trip that
+    /// also reads the user ([`store::rotate_with_user`]); with one, in a short
+    /// transaction that checks the scope before it commits
+    /// ([`Self::rotate_live`]).
     pub async fn rotate(
         &self,
         client_id: &str,
