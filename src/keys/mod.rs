@@ -280,6 +280,7 @@ impl KeyRing {
             .map(|r| r.alg)
             .filter(|a| !self.algs.iter().any(|c| c.as_str() == a))
             .collect();
+        unused.sort_unstable();
         unused.dedup();
         for alg in unused {
             store::retire_older(&self.db, &alg, i64::MAX, now, now + keep_for(max_token_ttl))
