@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::helpers::{Backend, ISSUER, PASSWORD, TestApp, assert_error};
+use crate::helpers::{Backend, ISSUER, PASSWORD, TestApp, assert_error, jwt_header};
 
 /// Operators' configuration: named clients, a browser origin.
 const CLIENTS: &str = r#"
@@ -30,15 +30,6 @@ access_token_typ = "JWT"
 id = "refresh-only"
 grant_types = ["refresh_token"]
 "#;
-
-fn header(token: &str) -> Value {
-    use base64::Engine as _;
-    let part = token.split('.').next().expect("jwt header");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("json header")
-}
 
 async fn post_raw(app: &TestApp, path: &str, content_type: &str, body: &str) -> reqwest::Response {
     app.http
@@ -412,7 +403,7 @@ async fn a_client_may_ask_for_access_tokens_typed_jwt() {
         assert_eq!(r.status(), StatusCode::OK);
         let t: Value = r.json().await.expect("json");
         let access = t["access_token"].as_str().expect("access");
-        assert_eq!(header(access)["typ"], typ, "{client}");
+        assert_eq!(jwt_header(access)["typ"], typ, "{client}");
         assert_eq!(
             app.get_bearer("/oauth/userinfo", access).await.status(),
             StatusCode::OK,

@@ -267,23 +267,12 @@ id = "rsa"
 grant_types = ["password", "refresh_token"]
 "#;
 
-fn header_of(token: &str) -> serde_json::Value {
-    use base64::Engine as _;
-    let part = token.split('.').next().expect("header");
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .expect("base64url"),
-    )
-    .expect("json")
-}
-
 /// Checks `token`'s signature with jwt-simple (not the server's library)
 /// and the key of its `kid` in the served JWKS; returns the JWS `alg`.
 fn verified_independently(jwks: &serde_json::Value, token: &str) -> String {
     use base64::Engine as _;
     use jwt_simple::prelude::*;
-    let h = header_of(token);
+    let h = crate::helpers::jwt_header(token);
     let kid = h["kid"].as_str().expect("kid");
     let jwk = jwks["keys"]
         .as_array()
@@ -381,7 +370,7 @@ async fn each_client_gets_tokens_signed_with_its_algorithm(backend: Backend) {
         let t: serde_json::Value = r.json().await.expect("json");
         let access = t["access_token"].as_str().expect("at");
         assert_eq!(verified_independently(&jwks, access), want, "{client}");
-        assert_eq!(header_of(access)["typ"], "at+jwt");
+        assert_eq!(crate::helpers::jwt_header(access)["typ"], "at+jwt");
         let id = t["id_token"].as_str().expect("id token");
         assert_eq!(verified_independently(&jwks, id), want, "{client} ID token");
 
@@ -412,7 +401,7 @@ async fn each_client_gets_tokens_signed_with_its_algorithm(backend: Backend) {
         // (with this key's kid) is refused.
         use base64::Engine as _;
         let mut parts: Vec<String> = access.split('.').map(str::to_owned).collect();
-        let mut h = header_of(access);
+        let mut h = crate::helpers::jwt_header(access);
         h["alg"] = serde_json::json!(if want == "RS256" { "ES256" } else { "RS256" });
         parts[0] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.to_string());
         let r = app.get_bearer("/account/me", &parts.join(".")).await;
@@ -480,7 +469,7 @@ async fn a_new_algorithm_in_a_running_deployment_is_published_before_it_signs(ba
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         let t: serde_json::Value = r.json().await.expect("json");
-        header_of(t["access_token"].as_str().expect("at"))
+        crate::helpers::jwt_header(t["access_token"].as_str().expect("at"))
     };
     let h = login().await;
     assert_eq!(

@@ -306,3 +306,13 @@ pub async fn assert_error(r: Response, status: StatusCode, code: &str) -> Value 
     );
     body
 }
+
+/// The decoded JOSE header of a compact JWT.
+pub fn jwt_header(token: &str) -> Value {
+    use base64::Engine as _;
+    let part = token.split('.').next().expect("jwt header");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("json header")
+}
