@@ -121,7 +121,16 @@ impl AppState {
         };
         let deny = DenyList::new(db.clone());
         let tokens = Tokens::new(keys.clone(), live.clone(), clock.clone(), deny)?;
-        let sessions = Sessions::new(db.clone(), live.clone(), clock.clone(), server_key.clone());
+        // SQLite's hot statements on the request's thread, one set of
+        // connections for the process.
+        let inline = crate::db::Inline::for_db(&db, &live.get().database);
+        let sessions = Sessions::new(
+            db.clone(),
+            inline.clone(),
+            live.clone(),
+            clock.clone(),
+            server_key.clone(),
+        );
         let accounts = Accounts::new(
             db.clone(),
             live.clone(),
@@ -134,6 +143,7 @@ impl AppState {
         );
         let oauth = OAuth::new(
             db.clone(),
+            inline,
             server_key,
             accounts.clone(),
             sessions,

@@ -13,7 +13,8 @@
 # default 20s), PG_ADMIN_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres), PORT (default 18080),
 # PERF_RUN (a run's name, e.g. refresh: perf samples the server during it and
-# the top of its profile goes to scripts/load/profile-<db>-<name>.txt),
+# the top of its profile goes to scripts/load/profile-<db>-<name>.txt; with
+# PERF_DATA=FILE, perf's data file is kept there for `perf report -i FILE`),
 # SIGNING_ALG (ES256 or EdDSA: the server runs with one configured client,
 # `gatehouse`, whose tokens are signed with that algorithm; unset: first-party
 # mode, RS256), SMAPS_OUT (a file: /proc/<server>/smaps is copied there when
@@ -232,6 +233,7 @@ wrk_run() { # <name> <conns> <threads> <script> <path> [-- args...]
     perf report -i "$WORK/perf-$name.data" --no-children -g none --percent-limit 0.7 --sort dso,symbol --stdio 2>/dev/null |
       grep -v '^#' | grep -v '^$' | head -40 >"$LOAD_DIR/profile-$RESULTS_NAME-$name.txt" || true
     log "profile of $name: scripts/load/profile-$RESULTS_NAME-$name.txt"
+    if [[ -n ${PERF_DATA:-} ]]; then cp "$WORK/perf-$name.data" "$PERF_DATA"; fi
   fi
   grep '^RESULT ' "$WORK/wrk-$name.txt" >>"$RESULTS" || {
     echo "error: wrk $name printed no RESULT line:" >&2; cat "$WORK/wrk-$name.txt" >&2; exit 1; }

@@ -43,3 +43,60 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// The columns [`Model::from_sqlite_row`] reads, in its order (the
+/// entity's order, checked by a test).
+pub const SQLITE_COLUMNS: [&str; 14] = [
+    "id",
+    "token_hash",
+    "family_id",
+    "parent_id",
+    "replaced_by",
+    "user_id",
+    "client_id",
+    "scope",
+    "auth_time",
+    "created_at",
+    "expires_at",
+    "rotated_at",
+    "revoked_at",
+    "login_session_id",
+];
+
+impl Model {
+    /// The token in [`SQLITE_COLUMNS`] from column `first` of a row read by
+    /// the inline SQLite driver ([`crate::db::inline`]).
+    pub fn from_sqlite_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Self> {
+        use crate::db::inline::{opt_time, opt_uuid, time, uuid};
+        let i = |n: usize| first + n;
+        Ok(Self {
+            id: uuid(row, i(0))?,
+            token_hash: row.get(i(1))?,
+            family_id: uuid(row, i(2))?,
+            parent_id: opt_uuid(row, i(3))?,
+            replaced_by: opt_uuid(row, i(4))?,
+            user_id: uuid(row, i(5))?,
+            client_id: row.get(i(6))?,
+            scope: row.get(i(7))?,
+            auth_time: time(row, i(8))?,
+            created_at: time(row, i(9))?,
+            expires_at: time(row, i(10))?,
+            rotated_at: opt_time(row, i(11))?,
+            revoked_at: opt_time(row, i(12))?,
+            login_session_id: opt_uuid(row, i(13))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::Iterable as _;
+
+    #[test]
+    fn the_inline_sqlite_columns_are_the_entitys() {
+        let entity: Vec<String> = super::Column::iter()
+            .map(|c| sea_orm::IdenStatic::as_str(&c).to_owned())
+            .collect();
+        assert_eq!(entity, super::SQLITE_COLUMNS);
+    }
+}

@@ -52,3 +52,62 @@ impl Model {
         self.roles.split_whitespace().map(str::to_owned).collect()
     }
 }
+
+/// The columns [`Model::from_sqlite_row`] reads, in its order (the
+/// entity's order, checked by a test).
+pub const SQLITE_COLUMNS: [&str; 15] = [
+    "id",
+    "email",
+    "email_normalized",
+    "username",
+    "username_normalized",
+    "password_hash",
+    "given_name",
+    "family_name",
+    "phone_number",
+    "email_verified",
+    "activated",
+    "disabled",
+    "roles",
+    "created_at",
+    "updated_at",
+];
+
+impl Model {
+    /// The account in [`SQLITE_COLUMNS`] from column `first` of a row read
+    /// by the inline SQLite driver ([`crate::db::inline`]).
+    pub fn from_sqlite_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Self> {
+        use crate::db::inline::{time, uuid};
+        let i = |n: usize| first + n;
+        Ok(Self {
+            id: uuid(row, i(0))?,
+            email: row.get(i(1))?,
+            email_normalized: row.get(i(2))?,
+            username: row.get(i(3))?,
+            username_normalized: row.get(i(4))?,
+            password_hash: row.get(i(5))?,
+            given_name: row.get(i(6))?,
+            family_name: row.get(i(7))?,
+            phone_number: row.get(i(8))?,
+            email_verified: row.get(i(9))?,
+            activated: row.get(i(10))?,
+            disabled: row.get(i(11))?,
+            roles: row.get(i(12))?,
+            created_at: time(row, i(13))?,
+            updated_at: time(row, i(14))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::Iterable as _;
+
+    #[test]
+    fn the_inline_sqlite_columns_are_the_entitys() {
+        let entity: Vec<String> = super::Column::iter()
+            .map(|c| sea_orm::IdenStatic::as_str(&c).to_owned())
+            .collect();
+        assert_eq!(entity, super::SQLITE_COLUMNS);
+    }
+}

@@ -30,40 +30,60 @@ impl OAuth {
         else {
             return Err(gone());
         };
-        let backend = self.db.get_database_backend();
-        let sql = match backend {
-            DbBackend::Postgres => {
-                "SELECT users.*, EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1) \
-                 AS gh_denied FROM users WHERE id = $2"
-            }
-            _ => {
-                "SELECT users.*, EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = ?) \
-                 AS gh_denied FROM users WHERE id = ?"
-            }
-        };
-        let row = self
-            .db
-            .query_one(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [jti.into(), sub.into()],
-            ))
-            .await?;
-        let Some(row) = row else {
+        let Some((user, denied)) = self.caller_row(jti, sub).await? else {
             // No account: but a revoked token still says so first.
             if self.tokens.verify_access(token).await.is_err() {
                 return Err(Error::InvalidBearer("the access token was revoked".into()));
             }
             return Err(gone());
         };
-        let denied: bool = row.try_get("", "gh_denied").map_err(Error::from)?;
         if denied {
             return Err(Error::InvalidBearer("the access token was revoked".into()));
         }
-        let user = users::Model::from_query_result(&row, "").map_err(Error::from)?;
         if user.disabled {
             return Err(Error::InvalidBearer("the account is disabled".into()));
         }
         Ok(Caller { claims, user })
+    }
+
+    /// The account `sub` and whether `jti` is on the deny list, in one
+    /// query: on SQLite on this thread ([`crate::db::Inline`]).
+    async fn caller_row(&self, jti: Uuid, sub: Uuid) -> Result<Option<(users::Model, bool)>> {
+        if self.inline.is_on() {
+            static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                format!(
+                    "SELECT {}, EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = ?1) \
+                     FROM users WHERE id = ?2",
+                    users::SQLITE_COLUMNS.join(", ")
+                )
+            });
+            use rusqlite::OptionalExtension as _;
+            let row = self
+                .inline
+                .read(move |conn| {
+                    conn.prepare_cached(&SQL)?
+                        .query_row([jti.as_bytes(), sub.as_bytes()], |row| {
+                            let user = users::Model::from_sqlite_row(row, 0)?;
+                            let denied: bool = row.get(users::SQLITE_COLUMNS.len())?;
+                            Ok((user, denied))
+                        })
+                        .optional()
+                })
+                .await?;
+            return Ok(row);
+        }
+        let row = self
+            .db
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT users.*, EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1) \
+                 AS gh_denied FROM users WHERE id = $2",
+                [jti.into(), sub.into()],
+            ))
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let denied: bool = row.try_get("", "gh_denied").map_err(Error::from)?;
+        let user = users::Model::from_query_result(&row, "").map_err(Error::from)?;
+        Ok(Some((user, denied)))
     }
 }

@@ -31,6 +31,7 @@ pub struct OAuth {
     db: sea_orm::DatabaseConnection,
     server_key: crate::secrets::ServerKey,
     writes: crate::db::WriteGate,
+    inline: crate::db::Inline,
     accounts: Accounts,
     sessions: Sessions,
     tokens: Tokens,
@@ -58,6 +59,7 @@ impl OAuth {
     )]
     pub fn new(
         db: sea_orm::DatabaseConnection,
+        inline: crate::db::Inline,
         server_key: crate::secrets::ServerKey,
         accounts: Accounts,
         sessions: Sessions,
@@ -68,6 +70,7 @@ impl OAuth {
     ) -> Self {
         Self {
             writes: crate::db::WriteGate::for_db(&db),
+            inline,
             db,
             server_key,
             accounts,

@@ -50,6 +50,7 @@ pub struct Sessions {
     clock: Clock,
     server_key: ServerKey,
     writes: crate::db::WriteGate,
+    inline: crate::db::Inline,
 }
 
 fn invalid_refresh() -> Error {
@@ -73,12 +74,14 @@ impl Sessions {
     /// Builds the service.
     pub fn new(
         db: DatabaseConnection,
+        inline: crate::db::Inline,
         live: LiveSettings,
         clock: Clock,
         server_key: ServerKey,
     ) -> Self {
         Self {
             writes: crate::db::WriteGate::for_db(&db),
+            inline,
             db,
             live,
             clock,
@@ -164,9 +167,18 @@ impl Sessions {
             // One round trip (a narrowed scope must be checked before the
             // rotation commits, so it takes the general path).
             let _turn = self.writes.enter().await;
-            store::rotate_with_user(&self.db, id, &token_hash, client_id, child, now, born_after)
-                .await?
-                .map(|(parent, user)| (parent, Some(user)))
+            store::rotate_with_user(
+                &self.db,
+                &self.inline,
+                id,
+                &token_hash,
+                client_id,
+                child,
+                now,
+                born_after,
+            )
+            .await?
+            .map(|(parent, user)| (parent, Some(user)))
         } else {
             self.rotate_live(
                 id,

@@ -8,6 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::db::inline::{self, Inline};
 use crate::entity::refresh_tokens::{self, Column, Entity};
 use crate::entity::users;
 
@@ -210,15 +211,20 @@ pub struct NewChild<'a> {
 ///
 /// PostgreSQL: one statement, the `UPDATE … RETURNING` and the `INSERT` in
 /// data-modifying CTEs; the row lock makes a second `UPDATE` wait and then
-/// find the token rotated. SQLite: two statements sent together (not in one
-/// transaction: `BEGIN … COMMIT` in the string would leave the connection
-/// inside a transaction when the caller stops at the first row), each atomic
-/// on its own: the child's `INSERT … SELECT` from its live parent (whose
-/// trigger marks the parent rotated in the same statement; SQLite runs one
-/// writer at a time, so a second insert finds the parent rotated), then the
-/// parent and the user, read only if this child is the one that replaced it.
+/// find the token rotated. SQLite, on the caller's thread ([`Inline`]): the
+/// child's `INSERT … SELECT` from its live parent (whose trigger marks the
+/// parent rotated in the same statement; SQLite runs one writer at a time,
+/// so a second insert finds the parent rotated), then the parent and the
+/// user, read only if this child is the one that replaced it. Run twice (a
+/// busy database), the second insert finds the parent rotated and the read
+/// still finds this child.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the token, its client, the child and the two instants are distinct"
+)]
 pub async fn rotate_with_user(
     db: &impl ConnectionTrait,
+    inline: &Inline,
     id: Uuid,
     token_hash: &str,
     client_id: &str,
@@ -226,6 +232,10 @@ pub async fn rotate_with_user(
     now: DateTime<Utc>,
     born_after: DateTime<Utc>,
 ) -> Result<Option<(refresh_tokens::Model, users::Model)>, DbErr> {
+    if inline.is_on() {
+        return rotate_with_user_inline(inline, id, token_hash, client_id, child, now, born_after)
+            .await;
+    }
     fn columns() -> String {
         let aliased = |table: &str, prefix: &str, cols: Vec<String>| {
             cols.iter()
@@ -261,29 +271,9 @@ pub async fn rotate_with_user(
             columns()
         )
     });
-    // `?NNN` parameters: both statements bind from the same list.
-    static SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "INSERT INTO refresh_tokens \
-               (id, token_hash, family_id, parent_id, user_id, client_id, scope, auth_time, created_at, expires_at, login_session_id) \
-             SELECT ?2, ?6, family_id, id, user_id, client_id, scope, auth_time, ?1, ?7, login_session_id \
-             FROM refresh_tokens \
-             WHERE id = ?3 AND token_hash = ?4 AND client_id = ?5 \
-               AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ?1 \
-               AND auth_time > ?8; \
-             SELECT {} FROM refresh_tokens AS parent JOIN users ON users.id = parent.user_id \
-             WHERE parent.id = ?3 AND parent.replaced_by = ?2",
-            columns()
-        )
-    });
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => POSTGRES.as_str(),
-        _ => SQLITE.as_str(),
-    };
     let stmt = Statement::from_sql_and_values(
-        backend,
-        sql,
+        DbBackend::Postgres,
+        POSTGRES.as_str(),
         [
             now.into(),
             child.id.into(),
@@ -302,4 +292,68 @@ pub async fn rotate_with_user(
         refresh_tokens::Model::from_query_result(&row, "A_")?,
         users::Model::from_query_result(&row, "B_")?,
     )))
+}
+
+/// [`rotate_with_user`] on SQLite.
+async fn rotate_with_user_inline(
+    inline: &Inline,
+    id: Uuid,
+    token_hash: &str,
+    client_id: &str,
+    child: NewChild<'_>,
+    now: DateTime<Utc>,
+    born_after: DateTime<Utc>,
+) -> Result<Option<(refresh_tokens::Model, users::Model)>, DbErr> {
+    use rusqlite::OptionalExtension as _;
+
+    const INSERT: &str = "INSERT INTO refresh_tokens \
+           (id, token_hash, family_id, parent_id, user_id, client_id, scope, auth_time, created_at, expires_at, login_session_id) \
+         SELECT ?2, ?6, family_id, id, user_id, client_id, scope, auth_time, ?1, ?7, login_session_id \
+         FROM refresh_tokens \
+         WHERE id = ?3 AND token_hash = ?4 AND client_id = ?5 \
+           AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ?1 \
+           AND auth_time > ?8";
+    static READ: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let cols = |table: &str, names: &[&str]| {
+            names
+                .iter()
+                .map(|c| format!("{table}.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "SELECT {}, {} FROM refresh_tokens AS parent JOIN users ON users.id = parent.user_id \
+             WHERE parent.id = ?1 AND parent.replaced_by = ?2",
+            cols("parent", &refresh_tokens::SQLITE_COLUMNS),
+            cols("users", &users::SQLITE_COLUMNS),
+        )
+    });
+    let now = inline::time_value(now);
+    let born_after = inline::time_value(born_after);
+    let expires_at = inline::time_value(child.expires_at);
+    let (token_hash, client_id) = (token_hash.to_owned(), client_id.to_owned());
+    let child_hash = child.token_hash.to_owned();
+    let child_id = child.id;
+    inline
+        .write(move |conn| {
+            conn.prepare_cached(INSERT)?.execute(rusqlite::params![
+                now,
+                child_id.as_bytes(),
+                id.as_bytes(),
+                token_hash,
+                client_id,
+                child_hash,
+                expires_at,
+                born_after,
+            ])?;
+            conn.prepare_cached(&READ)?
+                .query_row([id.as_bytes(), child_id.as_bytes()], |row| {
+                    let parent = refresh_tokens::Model::from_sqlite_row(row, 0)?;
+                    let user =
+                        users::Model::from_sqlite_row(row, refresh_tokens::SQLITE_COLUMNS.len())?;
+                    Ok((parent, user))
+                })
+                .optional()
+        })
+        .await
 }

@@ -89,3 +89,18 @@ fn users_create_reads_the_password_from_stdin_and_logs_go_to_stderr() {
     assert!(!stderr.contains('\u{1b}'), "no ANSI colours off a terminal");
     assert!(tables(dir.path()) > 0, "users create migrates");
 }
+
+#[test]
+fn an_in_memory_sqlite_url_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = gatehouse(dir.path(), &["migrate"])
+        .env("GATEHOUSE_DATABASE__URL", "sqlite::memory:")
+        .output()
+        .expect("run migrate");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in-memory SQLite database is not supported"),
+        "{stderr}"
+    );
+}

@@ -180,3 +180,74 @@ async fn a_read_only_sqlite_file_serves_reads_and_refuses_writes_clearly() {
     assert_eq!(ok, "ok");
     app.login("ro@example.com").await;
 }
+
+/// SQLite: another process holding the write lock (a backup, an operator's
+/// `sqlite3` session) makes refreshes wait for it rather than fail, and the
+/// server keeps answering everything else meanwhile. The refresh runs its
+/// SQL on the request's thread without waiting; a busy database moves it to
+/// a blocking thread that waits as the pool would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sqlite_file_delays_refreshes_and_the_server_keeps_answering() {
+    let app = Arc::new(TestApp::spawn(Backend::Sqlite).await);
+    app.activated_user("lock@example.com").await;
+    let mut refresh_tokens = Vec::new();
+    let mut access = String::new();
+    for _ in 0..4 {
+        let t = app.login("lock@example.com").await;
+        refresh_tokens.push(t["refresh_token"].as_str().expect("refresh").to_owned());
+        access = t["access_token"].as_str().expect("access").to_owned();
+    }
+
+    // Another process takes the write lock and holds it until told.
+    let path = app
+        .db
+        .url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .expect("path")
+        .to_owned();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let locker = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        locked_tx.send(()).expect("send");
+        release_rx.recv().expect("release");
+        conn.execute_batch("COMMIT").expect("unlock");
+    });
+    locked_rx.recv().expect("locked");
+
+    let refreshes: Vec<_> = refresh_tokens
+        .iter()
+        .map(|t| {
+            let (app, t) = (app.clone(), t.clone());
+            tokio::spawn(async move { app.refresh(&t).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The lock is still held: reads and the rest of the server answer.
+    let me = app.get_bearer("/account/me", &access).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/.well-known/jwks.json").await.status(),
+        StatusCode::OK
+    );
+    assert!(
+        refreshes.iter().all(|r| !r.is_finished()),
+        "a refresh answered while another process held the write lock"
+    );
+
+    release_tx.send(()).expect("release");
+    locker.join().expect("locker");
+    for r in refreshes {
+        let r = r.await.expect("task");
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.expect("json");
+        let next = body["refresh_token"].as_str().expect("refresh");
+        assert_eq!(app.refresh(next).await.status(), StatusCode::OK);
+    }
+    let rows = count(&app.state.db, "SELECT COUNT(*) FROM refresh_tokens").await;
+    assert_eq!(rows, 12, "4 logins, each rotated twice");
+}

@@ -76,8 +76,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The app's state (clock, database).
     pub state: AppState,
-    /// The database (kept alive for the test).
-    #[expect(dead_code, reason = "held only to keep the database alive")]
+    /// The database (kept alive for the test; its URL names the file).
     pub db: Arc<TestDb>,
     /// Mail received by the test's SMTP server, when it has one.
     pub mail: Option<MailSink>,

@@ -11,6 +11,9 @@ use sea_orm::{
 
 use crate::config::DatabaseSettings;
 
+pub mod inline;
+pub use inline::Inline;
+
 /// How long a pooled connection may sit unused before it is checked with a
 /// ping when next taken from the pool.
 const IDLE_PING_AFTER: Duration = Duration::from_secs(10);
@@ -47,6 +50,14 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     let url = settings.url.expose();
     let max = settings.pool_size();
     if url.starts_with("sqlite:") {
+        // The hot paths open the same file next to the pool (`inline`).
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(DbErr::Conn(RuntimeErr::Internal(
+                "database.url: an in-memory SQLite database is not supported; name a file, \
+                 e.g. sqlite://gatehouse.db?mode=rwc"
+                    .into(),
+            )));
+        }
         use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(conn_err)?

@@ -1,0 +1,300 @@
+//! SQLite statements on the request's own thread, for the hot paths.
+//!
+//! sqlx runs every SQLite connection on a thread of its own, so each
+//! statement costs two thread switches; the load script's profiles put them
+//! at 30 % of `/account/me`'s CPU and 13 % of a refresh's. A statement served
+//! from a warm page cache takes microseconds, less than the hop, so the two
+//! statements on those paths (the bearer check's read, the refresh
+//! rotation) run here instead, through rusqlite on the caller's thread, on
+//! the same database file and the same SQLite library as the pool.
+//!
+//! Writes go through one connection, whose page cache therefore stays
+//! valid from one write to the next (SQLite drops a connection's whole cache
+//! when another connection has written since its last use); reads take one
+//! of a few pooled connections, so they never queue behind each other.
+//!
+//! A request thread never waits here for a lock: the connections have no
+//! busy timeout, and a statement that finds the database busy (another
+//! process writing, a checkpoint) runs again on a blocking thread that waits
+//! as long as the pool would. Those connections never checkpoint on commit
+//! either: every [`CHECKPOINT_EVERY`] writes, a passive checkpoint runs on a
+//! blocking thread. Each connection's page cache is [`CACHE_KIB`].
+//!
+//! Values are stored as sqlx stores them, so both drivers read each other's
+//! rows: UUIDs as 16-byte blobs, instants as RFC 3339 text with `+00:00`,
+//! booleans as 0 and 1.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+use uuid::Uuid;
+
+use crate::config::DatabaseSettings;
+
+/// How long a statement moved to a blocking thread waits for the lock, as
+/// the pool's connections do.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// The page cache of each connection, in KiB (SQLite's default is 2 MiB).
+const CACHE_KIB: u32 = 1024;
+
+/// Writes between two passive checkpoints.
+const CHECKPOINT_EVERY: u32 = 512;
+
+/// Inline SQLite access to the database of a pool; off on PostgreSQL.
+#[derive(Clone)]
+pub struct Inline(Option<Arc<Shared>>);
+
+struct Shared {
+    path: PathBuf,
+    read_only: bool,
+    /// The connection writes go through, opened on first use.
+    writer: Mutex<Option<Connection>>,
+    /// Idle read connections; at most `keep` stay open.
+    idle: Mutex<Vec<Connection>>,
+    keep: usize,
+    writes: AtomicU32,
+}
+
+impl Inline {
+    /// Inline access to `db`'s file when `db` is SQLite, read-only when
+    /// its URL says `mode=ro`, as the pool is.
+    pub fn for_db(db: &DatabaseConnection, settings: &DatabaseSettings) -> Self {
+        if db.get_database_backend() != DbBackend::Sqlite {
+            return Self(None);
+        }
+        let path = db
+            .get_sqlite_connection_pool()
+            .connect_options()
+            .get_filename()
+            .to_path_buf();
+        let url = settings.url.expose();
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        let read_only =
+            form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "mode" && v == "ro");
+        Self(Some(Arc::new(Shared {
+            path,
+            read_only,
+            writer: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
+            // A connection is held only while its statements run, never
+            // across an await: one per thread that can run them at once.
+            keep: crate::workers::cpus(),
+            writes: AtomicU32::new(0),
+        })))
+    }
+
+    /// Whether statements run here (the database is SQLite).
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Runs the reads `f` on a pooled connection on this thread; if the
+    /// database is busy, on a blocking thread that waits for it.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, DbErr>
+    where
+        F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = self.shared()?;
+        let conn = shared.take()?;
+        let out = f(&conn);
+        shared.put(conn);
+        match out {
+            Err(e) if is_busy(&e) => shared.clone().wait_and_run(f).await,
+            out => out.map_err(to_db_err),
+        }
+    }
+
+    /// Runs `f`, which writes, on the write connection on this thread; if
+    /// the database is busy, on a blocking thread that waits for it. `f`
+    /// must be safe to run twice: a statement that found the database busy
+    /// wrote nothing, but one before it in `f` may have.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbErr>
+    where
+        F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = self.shared()?;
+        let out = {
+            let mut writer = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let conn = match writer.take() {
+                Some(conn) => conn,
+                None => shared.open().map_err(to_db_err)?,
+            };
+            let out = f(&conn);
+            *writer = Some(conn);
+            out
+        };
+        let out = match out {
+            Err(e) if is_busy(&e) => shared.clone().wait_and_run(f).await,
+            out => out.map_err(to_db_err),
+        };
+        if out.is_ok() {
+            shared.wrote();
+        }
+        out
+    }
+
+    fn shared(&self) -> Result<&Arc<Shared>, DbErr> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| DbErr::Custom("inline SQLite on another database".into()))
+    }
+}
+
+impl Shared {
+    fn take(&self) -> Result<Connection, DbErr> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.open().map_err(to_db_err),
+        }
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.keep {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` on a blocking thread, on a connection that waits up to
+    /// [`BUSY_WAIT`] for the lock.
+    async fn wait_and_run<T, F>(self: Arc<Self>, f: F) -> Result<T, DbErr>
+    where
+        F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || {
+            let conn = self.take()?;
+            conn.busy_timeout(BUSY_WAIT).map_err(to_db_err)?;
+            let out = f(&conn);
+            if conn.busy_timeout(Duration::ZERO).is_ok() {
+                self.put(conn);
+            }
+            out.map_err(to_db_err)
+        })
+        .await
+        .map_err(|e| DbErr::Custom(format!("inline SQLite task: {e}")))?
+    }
+
+    /// Counts a committed write; every [`CHECKPOINT_EVERY`] of them, starts
+    /// a passive checkpoint on a blocking thread.
+    fn wrote(self: &Arc<Self>) {
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
+        if n % CHECKPOINT_EVERY != CHECKPOINT_EVERY - 1 {
+            return;
+        }
+        let shared = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let Ok(conn) = shared.take() else { return };
+            // Passive: copies what no reader still needs, waits for nobody.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::debug!(error = %e, "passive checkpoint");
+            }
+            shared.put(conn);
+        });
+    }
+
+    /// A connection set up as the pool's are (WAL, `synchronous = NORMAL`,
+    /// foreign keys), without a busy timeout or automatic checkpoints.
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let access = if self.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        let conn =
+            Connection::open_with_flags(&self.path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(Duration::ZERO)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{CACHE_KIB};"
+        ))?;
+        Ok(conn)
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// As the pool reports errors: a database that cannot be reached or written
+/// is a connection error (503), anything else a query error.
+fn to_db_err(e: rusqlite::Error) -> DbErr {
+    let unavailable = matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::ReadOnly
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+        )
+    );
+    if unavailable {
+        DbErr::Conn(RuntimeErr::Internal(e.to_string()))
+    } else {
+        DbErr::Query(RuntimeErr::Internal(e.to_string()))
+    }
+}
+
+/// An instant as sqlx binds it on SQLite.
+pub fn time_value(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// Column `i` of `row` as a UUID.
+pub fn uuid(row: &Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
+    let bytes: Vec<u8> = row.get(i)?;
+    Uuid::from_slice(&bytes).map_err(|e| conversion(i, e))
+}
+
+/// Column `i` of `row` as an optional UUID.
+pub fn opt_uuid(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Uuid>> {
+    let bytes: Option<Vec<u8>> = row.get(i)?;
+    bytes
+        .map(|b| Uuid::from_slice(&b).map_err(|e| conversion(i, e)))
+        .transpose()
+}
+
+/// Column `i` of `row` as an instant, in the forms sqlx reads.
+pub fn time(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = row.get(i)?;
+    parse_time(&text).ok_or_else(|| conversion(i, format!("not an instant: {text}")))
+}
+
+/// Column `i` of `row` as an optional instant.
+pub fn opt_time(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let text: Option<String> = row.get(i)?;
+    text.map(|t| parse_time(&t).ok_or_else(|| conversion(i, format!("not an instant: {t}"))))
+        .transpose()
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(text, "%F %T%.f")
+        .ok()
+        .map(|naive| naive.and_utc())
+}
+
+fn conversion(i: usize, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, e.into())
+}
