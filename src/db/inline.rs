@@ -15,10 +15,11 @@
 //!
 //! A request thread never waits here for a lock: the connections have no
 //! busy timeout, and a statement that finds the database busy (another
-//! process writing, a checkpoint) runs again on a blocking thread that waits
-//! as long as the pool would. Those connections never checkpoint on commit
-//! either: every [`CHECKPOINT_EVERY`] writes, a passive checkpoint runs on a
-//! blocking thread. Each connection's page cache is [`CACHE_KIB`].
+//! process writing) or the write connection in use runs again on a blocking
+//! thread that waits as long as the pool would. Those connections never
+//! checkpoint on commit either (the checkpoint's `fsync` would stall the
+//! request's thread): every [`CHECKPOINT_EVERY`] writes, a checkpoint runs
+//! on a blocking thread. Each connection's page cache is [`CACHE_KIB`].
 //!
 //! Values are stored as sqlx stores them, so both drivers read each other's
 //! rows: UUIDs as 16-byte blobs, instants as RFC 3339 text with `+00:00`,
@@ -26,7 +27,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
@@ -43,8 +44,9 @@ const BUSY_WAIT: Duration = Duration::from_secs(5);
 /// The page cache of each connection, in KiB (SQLite's default is 2 MiB).
 const CACHE_KIB: u32 = 1024;
 
-/// Writes between two passive checkpoints.
-const CHECKPOINT_EVERY: u32 = 512;
+/// Writes between two checkpoints: about SQLite's own 1,000 pages of log
+/// for refresh rotations (about 10 pages each).
+const CHECKPOINT_EVERY: u32 = 100;
 
 /// Inline SQLite access to the database of a pool; off on PostgreSQL.
 #[derive(Clone)]
@@ -112,28 +114,46 @@ impl Inline {
     }
 
     /// Runs `f`, which writes, on the write connection on this thread; if
-    /// the database is busy, on a blocking thread that waits for it. `f`
-    /// must be safe to run twice: a statement that found the database busy
-    /// wrote nothing, but one before it in `f` may have.
+    /// the connection is in use (a checkpoint) or the database busy, on a
+    /// blocking thread that waits for both. `f` must be safe to run twice:
+    /// a statement that found the database busy wrote nothing, but one
+    /// before it in `f` may have.
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbErr>
     where
         F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let shared = self.shared()?;
-        let out = {
-            let mut writer = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let conn = match writer.take() {
-                Some(conn) => conn,
-                None => shared.open().map_err(to_db_err)?,
-            };
-            let out = f(&conn);
-            *writer = Some(conn);
-            out
+        let first = match shared.writer.try_lock() {
+            Ok(mut writer) => Some(shared.on_writer(&mut writer, &f)),
+            Err(TryLockError::Poisoned(p)) => Some(shared.on_writer(&mut p.into_inner(), &f)),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        let out = match first {
+            Some(Err(e)) if is_busy(&e) => None,
+            Some(out) => Some(out.map_err(to_db_err)),
+            None => None,
         };
         let out = match out {
-            Err(e) if is_busy(&e) => shared.clone().wait_and_run(f).await,
-            out => out.map_err(to_db_err),
+            Some(out) => out,
+            None => {
+                let shared = shared.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut writer = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                    let conn = match writer.as_ref() {
+                        Some(conn) => conn,
+                        None => writer.insert(shared.open().map_err(to_db_err)?),
+                    };
+                    conn.busy_timeout(BUSY_WAIT).map_err(to_db_err)?;
+                    let out = f(conn);
+                    if conn.busy_timeout(Duration::ZERO).is_err() {
+                        *writer = None;
+                    }
+                    out.map_err(to_db_err)
+                })
+                .await
+                .map_err(|e| DbErr::Custom(format!("inline SQLite task: {e}")))?
+            }
         };
         if out.is_ok() {
             shared.wrote();
@@ -188,8 +208,24 @@ impl Shared {
         .map_err(|e| DbErr::Custom(format!("inline SQLite task: {e}")))?
     }
 
-    /// Counts a committed write; every [`CHECKPOINT_EVERY`] of them, starts
-    /// a passive checkpoint on a blocking thread.
+    /// Runs `f` on the write connection, opening it first if need be.
+    fn on_writer<T>(
+        &self,
+        writer: &mut Option<Connection>,
+        f: &impl Fn(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let conn = match writer.as_ref() {
+            Some(conn) => conn,
+            None => writer.insert(self.open()?),
+        };
+        f(conn)
+    }
+
+    /// Counts a committed write; every [`CHECKPOINT_EVERY`] of them, runs a
+    /// checkpoint on a blocking thread. It holds the write connection, so
+    /// writes queue behind it (on blocking threads), the checkpoint copies
+    /// every page of the log, and the next write starts the log over
+    /// instead of growing it, as SQLite's own automatic checkpoint would.
     fn wrote(self: &Arc<Self>) {
         let n = self.writes.fetch_add(1, Ordering::Relaxed);
         if n % CHECKPOINT_EVERY != CHECKPOINT_EVERY - 1 {
@@ -197,12 +233,11 @@ impl Shared {
         }
         let shared = self.clone();
         tokio::task::spawn_blocking(move || {
-            let Ok(conn) = shared.take() else { return };
-            // Passive: copies what no reader still needs, waits for nobody.
+            let writer = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(conn) = writer.as_ref() else { return };
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::debug!(error = %e, "passive checkpoint");
+                tracing::debug!(error = %e, "checkpoint");
             }
-            shared.put(conn);
         });
     }
 
