@@ -108,15 +108,13 @@ fn tokens(c: &mut Criterion) {
                 .start_session(&user, &client, &no_openid, Default::default()),
         )
         .expect("issue");
-    g.bench_function("verify_access (RS256 verify + deny-list check)", |b| {
-        b.to_async(&rt).iter(|| async {
-            state
-                .oauth
-                .verify_access(&set.access_token)
-                .await
-                .expect("verify")
-        })
-    });
+    g.bench_function(
+        "bearer check of /account/me (RS256 verify + deny list and account in one SQLite read)",
+        |b| {
+            b.to_async(&rt)
+                .iter(|| async { state.oauth.caller(&set.access_token).await.expect("verify") })
+        },
+    );
     g.bench_function(
         "refresh_grant on SQLite (rotation + 1 RSA signature)",
         |b| {

@@ -10,7 +10,7 @@
 # threads, default 2), USERS (seeded users, default 200), COLLECTORS (users
 # that only feed the refresh run, default 64), COLLECT_TIME (how long refresh
 # tokens are collected, with cheap hashing, before the measured start;
-# default 20s), PG_ADMIN_URL
+# default 30s), PG_ADMIN_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres), PORT (default 18080),
 # PERF_RUN (a run's name, e.g. refresh: perf samples the server during it and
 # the top of its profile goes to scripts/load/profile-<db>-<name>.txt; with
@@ -37,7 +37,7 @@ CONNS=${3:-32}
 THREADS=${THREADS:-2}
 USERS=${USERS:-200}
 COLLECTORS=${COLLECTORS:-64}
-COLLECT_TIME=${COLLECT_TIME:-20s}
+COLLECT_TIME=${COLLECT_TIME:-30s}
 PORT=${PORT:-18080}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SIGNING_ALG=${SIGNING_ALG:-}
