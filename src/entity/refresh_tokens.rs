@@ -87,16 +87,3 @@ impl Model {
         })
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use sea_orm::Iterable as _;
-
-    #[test]
-    fn the_inline_sqlite_columns_are_the_entitys() {
-        let entity: Vec<String> = super::Column::iter()
-            .map(|c| sea_orm::IdenStatic::as_str(&c).to_owned())
-            .collect();
-        assert_eq!(entity, super::SQLITE_COLUMNS);
-    }
-}

@@ -167,18 +167,17 @@ impl Sessions {
             // One round trip (a narrowed scope must be checked before the
             // rotation commits, so it takes the general path).
             let _turn = self.writes.enter().await;
-            store::rotate_with_user(
-                &self.db,
-                &self.inline,
+            let rotation = store::Rotation {
                 id,
-                &token_hash,
+                token_hash: &token_hash,
                 client_id,
                 child,
                 now,
                 born_after,
-            )
-            .await?
-            .map(|(parent, user)| (parent, Some(user)))
+            };
+            store::rotate_with_user(&self.db, &self.inline, rotation)
+                .await?
+                .map(|(parent, user)| (parent, Some(user)))
         } else {
             self.rotate_live(
                 id,

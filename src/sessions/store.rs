@@ -202,6 +202,25 @@ pub struct NewChild<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A rotation of the live token `id` into `child` at `now`, if `token_hash`
+/// and `client_id` match and its family was logged into after `born_after`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    /// The presented token's id.
+    pub id: Uuid,
+    /// SHA-256 of the presented value, hex.
+    pub token_hash: &'a str,
+    /// The client presenting it.
+    pub client_id: &'a str,
+    /// What the child gets.
+    pub child: NewChild<'a>,
+    /// The rotation's instant.
+    pub now: DateTime<Utc>,
+    /// A login (`auth_time`) at or before this is past the session's
+    /// maximum lifetime: the token does not rotate.
+    pub born_after: DateTime<Utc>,
+}
+
 /// [`rotate`], the child's insert and the user's read in one round trip:
 /// `None` as for [`rotate`]. Concurrent rotations of one token make exactly
 /// one child, and the rotation (parent marked, child inserted) is atomic;
@@ -218,24 +237,22 @@ pub struct NewChild<'a> {
 /// user, read only if this child is the one that replaced it. Run twice (a
 /// busy database), the second insert finds the parent rotated and the read
 /// still finds this child.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the token, its client, the child and the two instants are distinct"
-)]
 pub async fn rotate_with_user(
     db: &impl ConnectionTrait,
     inline: &Inline,
-    id: Uuid,
-    token_hash: &str,
-    client_id: &str,
-    child: NewChild<'_>,
-    now: DateTime<Utc>,
-    born_after: DateTime<Utc>,
+    rotation: Rotation<'_>,
 ) -> Result<Option<(refresh_tokens::Model, users::Model)>, DbErr> {
     if inline.is_on() {
-        return rotate_with_user_inline(inline, id, token_hash, client_id, child, now, born_after)
-            .await;
+        return rotate_with_user_inline(inline, rotation).await;
     }
+    let Rotation {
+        id,
+        token_hash,
+        client_id,
+        child,
+        now,
+        born_after,
+    } = rotation;
     fn columns() -> String {
         let aliased = |table: &str, prefix: &str, cols: Vec<String>| {
             cols.iter()
@@ -297,13 +314,16 @@ pub async fn rotate_with_user(
 /// [`rotate_with_user`] on SQLite.
 async fn rotate_with_user_inline(
     inline: &Inline,
-    id: Uuid,
-    token_hash: &str,
-    client_id: &str,
-    child: NewChild<'_>,
-    now: DateTime<Utc>,
-    born_after: DateTime<Utc>,
+    rotation: Rotation<'_>,
 ) -> Result<Option<(refresh_tokens::Model, users::Model)>, DbErr> {
+    let Rotation {
+        id,
+        token_hash,
+        client_id,
+        child,
+        now,
+        born_after,
+    } = rotation;
     use rusqlite::OptionalExtension as _;
 
     const INSERT: &str = "INSERT INTO refresh_tokens \
