@@ -85,8 +85,10 @@ impl Inline {
             writer: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
             // A connection is held only while its statements run, never
-            // across an await: one per thread that can run them at once.
-            keep: crate::workers::cpus(),
+            // across an await: one per thread that can run them at once,
+            // the async executor's one per CPU (read here rather than from
+            // `workers`, which sits above this module).
+            keep: std::thread::available_parallelism().map_or(2, |n| n.get()),
             writes: AtomicU32::new(0),
         })))
     }

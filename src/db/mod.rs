@@ -1,4 +1,5 @@
-//! Connecting to the database, running migrations, readiness.
+//! Connecting to the database, running migrations, readiness; [`inline`]:
+//! SQLite's hottest statements on the caller's thread.
 
 use std::str::FromStr as _;
 use std::time::Duration;
