@@ -60,6 +60,10 @@ struct Shared {
     /// Idle read connections; at most `keep` stay open.
     idle: Mutex<Vec<Connection>>,
     keep: usize,
+    /// Statements waiting on blocking threads for a busy database: at most
+    /// `keep` at once (as many as the pool has connections); the rest wait
+    /// here, without a thread.
+    waiting: Arc<tokio::sync::Semaphore>,
     writes: AtomicU32,
 }
 
@@ -79,16 +83,18 @@ impl Inline {
         let query = url.split_once('?').map_or("", |(_, q)| q);
         let read_only =
             form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "mode" && v == "ro");
+        // A connection is held only while its statements run, never
+        // across an await: one per thread that can run them at once, the
+        // async executor's one per CPU (read here rather than from
+        // `workers`, which sits above this module).
+        let keep = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self(Some(Arc::new(Shared {
             path,
             read_only,
             writer: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
-            // A connection is held only while its statements run, never
-            // across an await: one per thread that can run them at once,
-            // the async executor's one per CPU (read here rather than from
-            // `workers`, which sits above this module).
-            keep: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            keep,
+            waiting: Arc::new(tokio::sync::Semaphore::new(keep)),
             writes: AtomicU32::new(0),
         })))
     }
@@ -139,8 +145,10 @@ impl Inline {
         let out = match out {
             Some(out) => out,
             None => {
+                let permit = shared.wait_turn().await?;
                 let shared = shared.clone();
                 tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
                     let mut writer = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
                     let conn = match writer.as_ref() {
                         Some(conn) => conn,
@@ -197,7 +205,9 @@ impl Shared {
         F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        let permit = self.wait_turn().await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = self.take()?;
             conn.busy_timeout(BUSY_WAIT).map_err(to_db_err)?;
             let out = f(&conn);
@@ -208,6 +218,16 @@ impl Shared {
         })
         .await
         .map_err(|e| DbErr::Custom(format!("inline SQLite task: {e}")))?
+    }
+
+    /// A turn to wait on a blocking thread; it outlives a caller that goes
+    /// away meanwhile, since it moves into the thread.
+    async fn wait_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, DbErr> {
+        self.waiting
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DbErr::Custom(format!("inline SQLite: {e}")))
     }
 
     /// Runs `f` on the write connection, opening it first if need be.
@@ -269,9 +289,11 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// As the pool reports errors: a database that cannot be reached or written
-/// is a connection error (503), anything else a query error.
+/// As the pool's errors are classed: a database that is busy, locked,
+/// read-only or full is a connection error (503), anything else a query
+/// error (500).
 fn to_db_err(e: rusqlite::Error) -> DbErr {
+    // The codes `db::is_unavailable` reads from the pool's errors.
     let unavailable = matches!(
         e.sqlite_error_code(),
         Some(
@@ -279,9 +301,6 @@ fn to_db_err(e: rusqlite::Error) -> DbErr {
                 | ErrorCode::DatabaseLocked
                 | ErrorCode::ReadOnly
                 | ErrorCode::DiskFull
-                | ErrorCode::SystemIoFailure
-                | ErrorCode::CannotOpen
-                | ErrorCode::OutOfMemory
         )
     );
     if unavailable {
@@ -312,26 +331,89 @@ pub fn opt_uuid(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Uuid>> {
 
 /// Column `i` of `row` as an instant, in the forms sqlx reads.
 pub fn time(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let text: String = row.get(i)?;
-    parse_time(&text).ok_or_else(|| conversion(i, format!("not an instant: {text}")))
+    opt_time(row, i)?.ok_or(rusqlite::Error::InvalidColumnType(
+        i,
+        "NULL instant".into(),
+        rusqlite::types::Type::Null,
+    ))
 }
 
-/// Column `i` of `row` as an optional instant.
+/// Column `i` of `row` as an optional instant: text as sqlx reads it, or
+/// seconds since the epoch.
 pub fn opt_time(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    let text: Option<String> = row.get(i)?;
-    text.map(|t| parse_time(&t).ok_or_else(|| conversion(i, format!("not an instant: {t}"))))
-        .transpose()
+    use rusqlite::types::ValueRef;
+    match row.get_ref(i)? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Integer(secs) => DateTime::from_timestamp(secs, 0)
+            .map(Some)
+            .ok_or_else(|| conversion(i, format!("not an instant: {secs}"))),
+        ValueRef::Text(bytes) => {
+            let text = std::str::from_utf8(bytes).map_err(|e| conversion(i, e))?;
+            parse_time(text)
+                .map(Some)
+                .ok_or_else(|| conversion(i, format!("not an instant: {text}")))
+        }
+        other => Err(rusqlite::Error::InvalidColumnType(
+            i,
+            "instant".into(),
+            other.data_type(),
+        )),
+    }
 }
 
+/// RFC 3339, then the date-and-time forms sqlx also reads (UTC unless they
+/// carry an offset).
 fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Some(at.with_timezone(&Utc));
     }
-    NaiveDateTime::parse_from_str(text, "%F %T%.f")
-        .ok()
-        .map(|naive| naive.and_utc())
+    const FORMS: [&str; 13] = [
+        "%F %T%.f",
+        "%F %R",
+        "%F %RZ",
+        "%F %R%:z",
+        "%F %T%.fZ",
+        "%F %T%.f%:z",
+        "%FT%R",
+        "%FT%RZ",
+        "%FT%R%:z",
+        "%FT%T%.f",
+        "%FT%T%.fZ",
+        "%FT%T%.f%:z",
+        "%F %T",
+    ];
+    FORMS.iter().find_map(|form| {
+        DateTime::parse_from_str(text, form)
+            .map(|at| at.with_timezone(&Utc))
+            .or_else(|_| NaiveDateTime::parse_from_str(text, form).map(|n| n.and_utc()))
+            .ok()
+    })
 }
 
 fn conversion(i: usize, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, e.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_read_back_as_written_and_in_sqlites_own_forms() {
+        let at = DateTime::parse_from_rfc3339("2026-12-01T10:20:30.123456789Z")
+            .expect("instant")
+            .with_timezone(&Utc);
+        assert_eq!(parse_time(&time_value(at)), Some(at));
+        let whole = DateTime::from_timestamp(1_700_000_000, 0).expect("instant");
+        assert_eq!(time_value(whole), "2023-11-14T22:13:20+00:00");
+        for text in [
+            "2023-11-14 22:13:20",
+            "2023-11-14T22:13:20",
+            "2023-11-14 22:13:20Z",
+            "2023-11-14 23:13:20+01:00",
+        ] {
+            assert_eq!(parse_time(text), Some(whole), "{text}");
+        }
+        assert_eq!(parse_time("yesterday"), None);
+    }
 }

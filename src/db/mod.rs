@@ -51,13 +51,10 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     let url = settings.url.expose();
     let max = settings.pool_size();
     if url.starts_with("sqlite:") {
-        // The hot paths open the same file next to the pool (`inline`).
-        if url.contains(":memory:") || url.contains("mode=memory") {
-            return Err(DbErr::Conn(RuntimeErr::Internal(
-                "database.url: an in-memory SQLite database is not supported; name a file, \
-                 e.g. sqlite://gatehouse.db?mode=rwc"
-                    .into(),
-            )));
+        if let Some(problem) = sqlite_url_problem(url) {
+            return Err(DbErr::Conn(RuntimeErr::Internal(format!(
+                "database.url: {problem}; name a file, e.g. sqlite://gatehouse.db?mode=rwc"
+            ))));
         }
         use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
         let opts = SqliteConnectOptions::from_str(url)
@@ -86,6 +83,32 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             "database.url must start with sqlite: or postgres:".into(),
         )))
     }
+}
+
+/// Why a SQLite URL cannot be served, if it cannot. The hot paths open the
+/// pool's file a second time ([`inline`]), so the URL must name one file on
+/// disk that both open and lock alike.
+fn sqlite_url_problem(url: &str) -> Option<&'static str> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if path.is_empty() || path == ":memory:" {
+        return Some("an in-memory or temporary SQLite database is not supported");
+    }
+    if path.starts_with("file:") {
+        return Some("a SQLite URI filename (file:…) is not supported");
+    }
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "mode" if value == "memory" => {
+                return Some("an in-memory or temporary SQLite database is not supported");
+            }
+            "vfs" => return Some("another SQLite VFS is not supported (its locking differs)"),
+            "immutable" => return Some("an immutable SQLite database is not supported"),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Serialises this process's write transactions on SQLite. SQLite allows
@@ -177,5 +200,33 @@ pub fn is_unavailable(e: &DbErr) -> bool {
                 || code.starts_with("08")
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_url_problem;
+
+    #[test]
+    fn sqlite_urls_must_name_one_file_both_drivers_share() {
+        for ok in [
+            "sqlite://gatehouse.db?mode=rwc",
+            "sqlite:gatehouse.db",
+            "sqlite:///var/lib/gatehouse/g%20h.db?mode=ro",
+        ] {
+            assert_eq!(sqlite_url_problem(ok), None, "{ok}");
+        }
+        for refused in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite:",
+            "sqlite://x.db?mode=memory",
+            "sqlite://x.db?mod%65=memory",
+            "sqlite:file:x%3Fmode%3Dmemory",
+            "sqlite://x.db?vfs=unix-dotfile",
+            "sqlite://x.db?immutable=true",
+        ] {
+            assert!(sqlite_url_problem(refused).is_some(), "{refused}");
+        }
     }
 }

@@ -100,7 +100,7 @@ fn an_in_memory_sqlite_url_is_refused_with_the_reason() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("in-memory SQLite database is not supported"),
+        stderr.contains("in-memory or temporary SQLite database is not supported"),
         "{stderr}"
     );
 }

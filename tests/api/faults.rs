@@ -144,6 +144,7 @@ async fn a_read_only_sqlite_file_serves_reads_and_refuses_writes_clearly() {
     let app = TestApp::spawn_on(db.clone(), "", None).await;
     app.activated_user("ro@example.com").await;
     let kid = crate::foundation::served_keys(&app).await[0].0.clone();
+    let tokens = app.login("ro@example.com").await;
     app.stop().await;
 
     let ro_url = db.url.replace("mode=rwc", "mode=ro");
@@ -157,6 +158,13 @@ async fn a_read_only_sqlite_file_serves_reads_and_refuses_writes_clearly() {
     let r = app.register("new@example.com", json!({})).await;
     assert_error(r, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
     let r = app.password_grant("ro@example.com", PASSWORD).await;
+    assert_error(r, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+    // The bearer check reads; a refresh would write.
+    let access = tokens["access_token"].as_str().expect("access");
+    let me = app.get_bearer("/account/me", access).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let refresh = tokens["refresh_token"].as_str().expect("refresh");
+    let r = app.refresh(refresh).await;
     assert_error(r, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
     app.stop().await;
 
@@ -179,6 +187,7 @@ async fn a_read_only_sqlite_file_serves_reads_and_refuses_writes_clearly() {
         .expect("text");
     assert_eq!(ok, "ok");
     app.login("ro@example.com").await;
+    assert_eq!(app.refresh(refresh).await.status(), StatusCode::OK);
 }
 
 /// SQLite: another process holding the write lock (a backup, an operator's
@@ -186,7 +195,9 @@ async fn a_read_only_sqlite_file_serves_reads_and_refuses_writes_clearly() {
 /// server keeps answering everything else meanwhile. The refresh runs its
 /// SQL on the request's thread without waiting; a busy database moves it to
 /// a blocking thread that waits as the pool would.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One worker thread: a refresh that waited for the lock on it would stall
+// every other request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_locked_sqlite_file_delays_refreshes_and_the_server_keeps_answering() {
     let app = Arc::new(TestApp::spawn(Backend::Sqlite).await);
     app.activated_user("lock@example.com").await;
@@ -225,15 +236,29 @@ async fn a_locked_sqlite_file_delays_refreshes_and_the_server_keeps_answering() 
             tokio::spawn(async move { app.refresh(&t).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Give them time to reach the database. A std sleep: this thread is not
+    // a worker, and tokio's timers would stall with a stalled worker.
+    std::thread::sleep(Duration::from_millis(200));
 
-    // The lock is still held: reads and the rest of the server answer.
-    let me = app.get_bearer("/account/me", &access).await;
-    assert_eq!(me.status(), StatusCode::OK);
-    assert_eq!(
-        app.get("/.well-known/jwks.json").await.status(),
-        StatusCode::OK
-    );
+    // The lock is still held: reads and the rest of the server answer. A
+    // request thread waiting for the lock would hold them for the busy
+    // timeout (5 s). The check runs on a thread of its own with a socket
+    // timeout, since a stalled worker would stall tokio's timers too; the
+    // bound is a liveness check, not a measurement.
+    for (path, bearer) in [
+        ("/account/me", Some(access.clone())),
+        ("/.well-known/jwks.json", None),
+    ] {
+        let addr = app.base.trim_start_matches("http://").to_owned();
+        let status = std::thread::spawn(move || get_status_within(&addr, path, bearer.as_deref()))
+            .join()
+            .expect("probe thread");
+        assert_eq!(
+            status.as_deref(),
+            Some("200"),
+            "{path} while another process held the write lock"
+        );
+    }
     assert!(
         refreshes.iter().all(|r| !r.is_finished()),
         "a refresh answered while another process held the write lock"
@@ -250,4 +275,21 @@ async fn a_locked_sqlite_file_delays_refreshes_and_the_server_keeps_answering() 
     }
     let rows = count(&app.state.db, "SELECT COUNT(*) FROM refresh_tokens").await;
     assert_eq!(rows, 12, "4 logins, each rotated twice");
+}
+
+/// The status code of `GET path` on a fresh connection, or `None` when no
+/// answer came within 3 s.
+fn get_status_within(addr: &str, path: &str, bearer: Option<&str>) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    Some(String::from_utf8_lossy(&head[9..12]).into_owned())
 }
