@@ -245,14 +245,6 @@ pub async fn rotate_with_user(
     if inline.is_on() {
         return rotate_with_user_inline(inline, rotation).await;
     }
-    let Rotation {
-        id,
-        token_hash,
-        client_id,
-        child,
-        now,
-        born_after,
-    } = rotation;
     fn columns() -> String {
         let aliased = |table: &str, prefix: &str, cols: Vec<String>| {
             cols.iter()
@@ -292,14 +284,14 @@ pub async fn rotate_with_user(
         DbBackend::Postgres,
         POSTGRES.as_str(),
         [
-            now.into(),
-            child.id.into(),
-            id.into(),
-            token_hash.into(),
-            client_id.into(),
-            child.token_hash.into(),
-            child.expires_at.into(),
-            born_after.into(),
+            rotation.now.into(),
+            rotation.child.id.into(),
+            rotation.id.into(),
+            rotation.token_hash.into(),
+            rotation.client_id.into(),
+            rotation.child.token_hash.into(),
+            rotation.child.expires_at.into(),
+            rotation.born_after.into(),
         ],
     );
     let Some(row) = db.query_one(stmt).await? else {
