@@ -79,10 +79,8 @@ impl Inline {
             .connect_options()
             .get_filename()
             .to_path_buf();
-        let url = settings.url.expose();
-        let query = url.split_once('?').map_or("", |(_, q)| q);
-        let read_only =
-            form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "mode" && v == "ro");
+        let (_, mut params) = super::sqlite_url_parts(settings.url.expose());
+        let read_only = params.any(|(k, v)| k == "mode" && v == "ro");
         // A connection is held only while its statements run, never
         // across an await: one per thread that can run them at once, the
         // async executor's one per CPU (read here rather than from
@@ -112,11 +110,23 @@ impl Inline {
         T: Send + 'static,
     {
         let shared = self.shared()?;
-        let conn = shared.take()?;
+        let conn = shared.take().map_err(to_db_err)?;
         let out = f(&conn);
         shared.put(conn);
         match out {
-            Err(e) if is_busy(&e) => shared.clone().wait_and_run(f).await,
+            Err(e) if is_busy(&e) => {
+                shared
+                    .clone()
+                    .blocking(move |shared| {
+                        let conn = shared.take()?;
+                        let (out, reusable) = waiting(&conn, &f);
+                        if reusable {
+                            shared.put(conn);
+                        }
+                        out
+                    })
+                    .await
+            }
             out => out.map_err(to_db_err),
         }
     }
@@ -133,36 +143,28 @@ impl Inline {
     {
         let shared = self.shared()?;
         let first = match shared.writer.try_lock() {
-            Ok(mut writer) => Some(shared.on_writer(&mut writer, &f)),
-            Err(TryLockError::Poisoned(p)) => Some(shared.on_writer(&mut p.into_inner(), &f)),
+            Ok(mut writer) => Some(shared.write_conn(&mut writer).and_then(&f)),
+            Err(TryLockError::Poisoned(p)) => {
+                Some(shared.write_conn(&mut p.into_inner()).and_then(&f))
+            }
             Err(TryLockError::WouldBlock) => None,
         };
         let out = match first {
-            Some(Err(e)) if is_busy(&e) => None,
-            Some(out) => Some(out.map_err(to_db_err)),
-            None => None,
-        };
-        let out = match out {
-            Some(out) => out,
-            None => {
-                let permit = shared.wait_turn().await?;
-                let shared = shared.clone();
-                tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    let mut writer = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
-                    let conn = match writer.as_ref() {
-                        Some(conn) => conn,
-                        None => writer.insert(shared.open().map_err(to_db_err)?),
-                    };
-                    conn.busy_timeout(BUSY_WAIT).map_err(to_db_err)?;
-                    let out = f(conn);
-                    if conn.busy_timeout(Duration::ZERO).is_err() {
-                        *writer = None;
-                    }
-                    out.map_err(to_db_err)
-                })
-                .await
-                .map_err(|e| DbErr::Custom(format!("inline SQLite task: {e}")))?
+            Some(out) if !out.as_ref().is_err_and(is_busy) => out.map_err(to_db_err),
+            // In use or busy: wait for both on a blocking thread.
+            _ => {
+                shared
+                    .clone()
+                    .blocking(move |shared| {
+                        let mut writer =
+                            shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                        let (out, reusable) = waiting(shared.write_conn(&mut writer)?, &f);
+                        if !reusable {
+                            *writer = None;
+                        }
+                        out
+                    })
+                    .await
             }
         };
         if out.is_ok() {
@@ -179,7 +181,7 @@ impl Inline {
 }
 
 impl Shared {
-    fn take(&self) -> Result<Connection, DbErr> {
+    fn take(&self) -> rusqlite::Result<Connection> {
         let idle = self
             .idle
             .lock()
@@ -187,7 +189,7 @@ impl Shared {
             .pop();
         match idle {
             Some(conn) => Ok(conn),
-            None => self.open().map_err(to_db_err),
+            None => self.open(),
         }
     }
 
@@ -198,49 +200,36 @@ impl Shared {
         }
     }
 
-    /// Runs `f` on a blocking thread, on a connection that waits up to
-    /// [`BUSY_WAIT`] for the lock.
-    async fn wait_and_run<T, F>(self: Arc<Self>, f: F) -> Result<T, DbErr>
-    where
-        F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let permit = self.wait_turn().await?;
+    /// Runs `job` on a blocking thread, once a turn is free: at most `keep`
+    /// such threads at once. The turn moves into the thread, so a caller
+    /// that goes away meanwhile still holds it until `job` ends.
+    async fn blocking<T: Send + 'static>(
+        self: Arc<Self>,
+        job: impl FnOnce(&Shared) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, DbErr> {
+        let turn = self
+            .waiting
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DbErr::Custom(format!("inline SQLite: {e}")))?;
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let conn = self.take()?;
-            conn.busy_timeout(BUSY_WAIT).map_err(to_db_err)?;
-            let out = f(&conn);
-            if conn.busy_timeout(Duration::ZERO).is_ok() {
-                self.put(conn);
-            }
-            out.map_err(to_db_err)
+            let _turn = turn;
+            job(&self).map_err(to_db_err)
         })
         .await
         .map_err(|e| DbErr::Custom(format!("inline SQLite task: {e}")))?
     }
 
-    /// A turn to wait on a blocking thread; it outlives a caller that goes
-    /// away meanwhile, since it moves into the thread.
-    async fn wait_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, DbErr> {
-        self.waiting
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| DbErr::Custom(format!("inline SQLite: {e}")))
-    }
-
-    /// Runs `f` on the write connection, opening it first if need be.
-    fn on_writer<T>(
+    /// The write connection, opened first if need be.
+    fn write_conn<'w>(
         &self,
-        writer: &mut Option<Connection>,
-        f: &impl Fn(&Connection) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        let conn = match writer.as_ref() {
-            Some(conn) => conn,
-            None => writer.insert(self.open()?),
-        };
-        f(conn)
+        writer: &'w mut Option<Connection>,
+    ) -> rusqlite::Result<&'w Connection> {
+        match writer {
+            Some(conn) => Ok(conn),
+            None => Ok(writer.insert(self.open()?)),
+        }
     }
 
     /// Counts a committed write; every [`CHECKPOINT_EVERY`] of them, runs a
@@ -280,6 +269,20 @@ impl Shared {
         ))?;
         Ok(conn)
     }
+}
+
+/// Runs `f` on `conn` waiting up to [`BUSY_WAIT`] for the lock, then sets
+/// the connection back to not waiting; `false` if that failed (the
+/// connection must not serve a request thread again).
+fn waiting<T>(
+    conn: &Connection,
+    f: &impl Fn(&Connection) -> rusqlite::Result<T>,
+) -> (rusqlite::Result<T>, bool) {
+    if let Err(e) = conn.busy_timeout(BUSY_WAIT) {
+        return (Err(e), true);
+    }
+    let out = f(conn);
+    (out, conn.busy_timeout(Duration::ZERO).is_ok())
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {

@@ -85,20 +85,28 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     }
 }
 
+/// A SQLite URL's file path and its query parameters, both decoded.
+fn sqlite_url_parts(url: &str) -> (std::borrow::Cow<'_, str>, form_urlencoded::Parse<'_>) {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    (
+        percent_encoding::percent_decode_str(path).decode_utf8_lossy(),
+        form_urlencoded::parse(query.as_bytes()),
+    )
+}
+
 /// Why a SQLite URL cannot be served, if it cannot. The hot paths open the
 /// pool's file a second time ([`inline`]), so the URL must name one file on
 /// disk that both open and lock alike.
 fn sqlite_url_problem(url: &str) -> Option<&'static str> {
-    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let (path, params) = sqlite_url_parts(url);
     if path.is_empty() || path == ":memory:" {
         return Some("an in-memory or temporary SQLite database is not supported");
     }
     if path.starts_with("file:") {
         return Some("a SQLite URI filename (file:…) is not supported");
     }
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+    for (key, value) in params {
         match &*key {
             "mode" if value == "memory" => {
                 return Some("an in-memory or temporary SQLite database is not supported");
