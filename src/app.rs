@@ -2,7 +2,7 @@
 //! `gatehouse serve` ([`crate::server`]), the CLI commands and the tests
 //! all build through here.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -26,9 +26,21 @@ use crate::shutdown::Shutdown;
 use crate::tokens::Tokens;
 use crate::tokens::denylist::DenyList;
 
-/// Everything a request may need; cheap to clone (handles and `Arc`s).
+/// Everything a request may need: one `Arc` of [`Services`], so the copy
+/// each request carries costs one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind an [`AppState`].
+pub struct Services {
     /// Live settings; hot sections change on reload.
     pub live: LiveSettings,
     /// The one wall clock (tests move it forward).
@@ -152,7 +164,7 @@ impl AppState {
             live.clone(),
             clock.clone(),
         );
-        Ok(Self {
+        Ok(Self(Arc::new(Services {
             live,
             clock,
             db,
@@ -162,7 +174,7 @@ impl AppState {
             accounts,
             limits,
             metrics,
-        })
+        })))
     }
 
     /// Whether the database answers, and Redis (`None` when not configured).
