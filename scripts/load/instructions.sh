@@ -9,7 +9,9 @@
 #
 # Environment: GATEHOUSE_BIN (default target/release/gatehouse), PORT (18095),
 # DATABASE_URL (default: a temp SQLite file), SIGNING_ALG (ES256 or EdDSA:
-# a config file with one client signing with it; default RS256).
+# a config file with one client signing with it; default RS256), DUMPS (a
+# directory to keep the callgrind dumps in, one per scenario, for
+# callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-300}
@@ -21,21 +23,10 @@ WORK=$(mktemp -d)
 VPID=
 cleanup() { [[ -z $VPID ]] || kill "$VPID" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-unset GATEHOUSE_CONFIG
-if [[ -n ${SIGNING_ALG:-} ]]; then
-  printf '[[clients]]\nid = "gatehouse"\ngrant_types = ["password", "refresh_token"]\nsigning_alg = "%s"\n' "$SIGNING_ALG" > "$WORK/gatehouse.toml"
-  export GATEHOUSE_CONFIG="$WORK/gatehouse.toml"
-fi
-export GATEHOUSE_SERVER__BIND="127.0.0.1:$PORT" \
-  GATEHOUSE_SERVER__PUBLIC_URL="http://127.0.0.1:$PORT" \
-  GATEHOUSE_DATABASE__URL="${DATABASE_URL:-sqlite://$WORK/count.db?mode=rwc}" \
-  GATEHOUSE_ACCOUNTS__REQUIRE_ACTIVATION=false \
-  GATEHOUSE_RATE_LIMITS__LOGIN_PER_IP=1000000/1s \
-  GATEHOUSE_RATE_LIMITS__REGISTER_PER_IP=1000000/1s \
-  GATEHOUSE_RATE_LIMITS__UNAUTHENTICATED_PER_IP=1000000/1s \
-  GATEHOUSE_TOKENS__DEFAULT_SCOPE="profile email" \
-  GATEHOUSE_LOG__LEVEL=warn \
-  GATEHOUSE_PASSWORD_HASH__MEMORY_KIB=8 GATEHOUSE_PASSWORD_HASH__ITERATIONS=1
+# shellcheck source=scripts/load/server-env.sh
+source scripts/load/server-env.sh
+server_env "$PORT" "${DATABASE_URL:-sqlite://$WORK/count.db?mode=rwc}" "$WORK"
+export GATEHOUSE_PASSWORD_HASH__MEMORY_KIB=8 GATEHOUSE_PASSWORD_HASH__ITERATIONS=1
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" "$BIN" serve > "$WORK/server.log" 2>&1 &
 VPID=$!
 for _ in $(seq 120); do
@@ -46,3 +37,4 @@ done
 echo "# Instructions per answer: $("$BIN" --version), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 python3 scripts/load/instructions.py "http://127.0.0.1:$PORT" "$VPID" "$N" "$WORK"
+[[ -z ${DUMPS:-} ]] || { mkdir -p "$DUMPS" && cp "$WORK"/*.callgrind "$DUMPS"/; }

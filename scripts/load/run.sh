@@ -98,33 +98,14 @@ else
 fi
 
 # --- server ------------------------------------------------------------------------
-# Configured through the environment: it runs in $WORK, where there is no
-# config/gatehouse.toml. With SIGNING_ALG a config file adds the one client
-# (the default client id, so the Lua scripts send none).
-if [[ -n $SIGNING_ALG ]]; then
-  cat >"$WORK/gatehouse.toml" <<EOF
-[[clients]]
-id = "gatehouse"
-grant_types = ["password", "refresh_token"]
-signing_alg = "$SIGNING_ALG"
-EOF
-fi
+# Configured through the environment (server-env.sh): it runs in $WORK,
+# where there is no config/gatehouse.toml.
+# shellcheck source=scripts/load/server-env.sh
+source "$LOAD_DIR/server-env.sh"
 start_server() {
   (
-    unset GATEHOUSE_CONFIG
-    [[ -z $SIGNING_ALG ]] || export GATEHOUSE_CONFIG="$WORK/gatehouse.toml"
+    server_env "$PORT" "$DB_URL" "$WORK"
     cd "$WORK"
-    export GATEHOUSE_SERVER__BIND="127.0.0.1:$PORT" \
-      GATEHOUSE_SERVER__PUBLIC_URL="$BASE" \
-      GATEHOUSE_DATABASE__URL="$DB_URL" \
-      GATEHOUSE_ACCOUNTS__REQUIRE_ACTIVATION=false \
-      GATEHOUSE_RATE_LIMITS__LOGIN_PER_IP=1000000/1s \
-      GATEHOUSE_RATE_LIMITS__REGISTER_PER_IP=1000000/1s \
-      GATEHOUSE_RATE_LIMITS__LOGIN_FAILURES_PER_ACCOUNT_IP=1000000/1s \
-      GATEHOUSE_RATE_LIMITS__LOGIN_FAILURES_PER_ACCOUNT=1000000/1s \
-      GATEHOUSE_RATE_LIMITS__UNAUTHENTICATED_PER_IP=1000000/1s \
-      GATEHOUSE_TOKENS__DEFAULT_SCOPE="profile email" \
-      GATEHOUSE_LOG__LEVEL=warn
     # Extra settings for this start (the seeding start's cheap hashing).
     for kv in "$@"; do export "${kv?}"; done
     exec "$BIN" serve
