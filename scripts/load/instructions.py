@@ -62,7 +62,7 @@ def self_costs(path):
         elif line[:1].isdigit() or line[:1] in "+-*":
             if in_call:
                 in_call = False  # inclusive cost of a call: not this function's own
-            elif fn:
+            elif fn and len(line.split()) > 1:
                 cost[fn] += int(line.split()[1])
     return cost
 
@@ -85,9 +85,9 @@ def measure(name, request):
     ctl("-d", name)
     time.sleep(0.5)
     cost = collections.Counter()
-    for f in glob.glob(f"{OUT}/callgrind.out.{PID}*"):
+    for i, f in enumerate(sorted(glob.glob(f"{OUT}/callgrind.out.{PID}*"))):
         cost.update(self_costs(f))
-        os.rename(f, f"{OUT}/{name}.callgrind")
+        os.rename(f, f"{OUT}/{name}.{i}.callgrind")
     total = sum(cost.values())
     split = collections.Counter()
     for fn, c in cost.items():
@@ -114,8 +114,22 @@ jwks = lambda _: call("GET", "/.well-known/jwks.json")
 account_me = lambda _: call("GET", "/account/me", headers=bearer)
 for i in range(50):
     jwks(i), account_me(i), refresh(i)
-print(f"| scenario | instructions per answer (user space, {N} answers) | split |")
+print(f"| scenario | instructions per answer (user space, {N} answers) | split (approximate, by function name) |")
 print("|---|---|---|")
 measure("jwks", jwks)
 measure("account_me", account_me)
 measure("refresh", refresh)
+# What the counts include besides the answers: the server's own periodic
+# work (metrics, key reloads, heap trims), counted here over idle seconds.
+for f in glob.glob(f"{OUT}/callgrind.out.{PID}*"):
+    os.remove(f)
+ctl("-z")
+time.sleep(10)
+ctl("-d", "idle")
+time.sleep(0.5)
+idle = collections.Counter()
+for f in glob.glob(f"{OUT}/callgrind.out.{PID}*"):
+    idle.update(self_costs(f))
+    os.remove(f)
+print()
+print(f"Idle, for comparison: {sum(idle.values()) / 10 / 1000:,.1f} k instructions a second of the server's background work.")
