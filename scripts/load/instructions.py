@@ -76,18 +76,24 @@ GROUPS = [
 ]
 
 
-def measure(name, request):
+def count(name, work):
+    """Self instructions per function while `work()` runs; the dumps stay
+    in OUT as NAME.I.callgrind."""
     for f in glob.glob(f"{OUT}/callgrind.out.{PID}*"):
         os.remove(f)
     ctl("-z")
-    for i in range(N):
-        request(i)
+    work()
     ctl("-d", name)
     time.sleep(0.5)
     cost = collections.Counter()
     for i, f in enumerate(sorted(glob.glob(f"{OUT}/callgrind.out.{PID}*"))):
         cost.update(self_costs(f))
         os.rename(f, f"{OUT}/{name}.{i}.callgrind")
+    return cost
+
+
+def measure(name, request):
+    cost = count(name, lambda: [request(i) for i in range(N)])
     total = sum(cost.values())
     split = collections.Counter()
     for fn, c in cost.items():
@@ -121,15 +127,6 @@ measure("account_me", account_me)
 measure("refresh", refresh)
 # What the counts include besides the answers: the server's own periodic
 # work (metrics, key reloads, heap trims), counted here over idle seconds.
-for f in glob.glob(f"{OUT}/callgrind.out.{PID}*"):
-    os.remove(f)
-ctl("-z")
-time.sleep(10)
-ctl("-d", "idle")
-time.sleep(0.5)
-idle = collections.Counter()
-for f in glob.glob(f"{OUT}/callgrind.out.{PID}*"):
-    idle.update(self_costs(f))
-    os.remove(f)
+idle = count("idle", lambda: time.sleep(10))
 print()
 print(f"Idle, for comparison: {sum(idle.values()) / 10 / 1000:,.1f} k instructions a second of the server's background work.")
