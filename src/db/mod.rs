@@ -64,10 +64,23 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
             .disable_statement_logging();
-        let pool = pool_options(max)
-            .connect_with(opts)
-            .await
-            .map_err(conn_err)?;
+        // Processes opening a new file together race to switch it to WAL,
+        // which needs the file to themselves: SQLite answers the loser
+        // "database is locked" at once rather than wait (two readers both
+        // waiting to write would deadlock). Once the file is in WAL the
+        // switch is a no-op, so the loser retries and gets through.
+        let mut attempt = 0;
+        let pool = loop {
+            match pool_options(max).connect_with(opts.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if attempt < CONNECT_RETRIES && is_sqlite_busy(&e) => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "opening SQLite raced another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(conn_err(e)),
+            }
+        };
         Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let opts = sqlx::postgres::PgConnectOptions::from_str(url)
@@ -83,6 +96,19 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             "database.url must start with sqlite: or postgres:".into(),
         )))
     }
+}
+
+/// How often opening SQLite is retried when another process holds the file
+/// (about 10 s in all).
+const CONNECT_RETRIES: u32 = 20;
+
+/// Whether SQLite refused because another connection holds a lock
+/// (`SQLITE_BUSY` or `SQLITE_LOCKED`, plain or extended).
+fn is_sqlite_busy(e: &sea_orm::sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// A SQLite URL's file path and its query parameters, both decoded.
