@@ -113,7 +113,8 @@ fn csp(path: &str) -> &'static str {
 }
 
 /// Refuses bodies over `max` bytes with 413: by `Content-Length` when
-/// given, else by reading at most `max` bytes of the body.
+/// given, else by reading at most `max` bytes of the body. A body that
+/// cannot be read at all is a 400.
 async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
     let too_large = || {
         super::error::from_poem(poem::Error::from_status(
@@ -129,7 +130,7 @@ async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
         return if len > max { Err(too_large()) } else { Ok(()) };
     }
     // No length: no body at all (most GETs), or chunked HTTP/1.1, or
-    // HTTP/2 and HTTP/3, where neither header is required. Read at most
+    // HTTP/2, where neither header is required. Read at most
     // `max` bytes, whatever the framing. The read's state (a 4 KiB buffer)
     // is boxed: in place it would grow every request's future by as much,
     // and each request's future is moved into a box of its own.
@@ -140,7 +141,16 @@ async fn limit_body(req: &mut Request, max: usize) -> Result<(), Response> {
     }
     match Box::pin(body.into_bytes_limit(max)).await {
         Ok(bytes) => req.set_body(bytes),
-        Err(_) => return Err(too_large()),
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => return Err(too_large()),
+        // Broken framing (a bad chunk size), a reset HTTP/2 stream, a
+        // client gone mid-body: nothing was learnt about the size.
+        Err(e) => {
+            tracing::debug!(error = %e, "request body could not be read");
+            return Err(super::error::from_poem(poem::Error::from_string(
+                "the request body could not be read",
+                poem::http::StatusCode::BAD_REQUEST,
+            )));
+        }
     }
     Ok(())
 }

@@ -242,6 +242,61 @@ async fn an_http2_body_without_a_length_is_cut_off_at_the_cap() {
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
+/// Sends raw HTTP/1.1 bytes and returns what came back before the server
+/// closed the connection (or 10 s passed).
+async fn raw_http1(app: &TestApp, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = app
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_breaks_its_framing_is_a_bad_request_not_too_large() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    // "zz" is not a chunk size: the body cannot be read at all, which says
+    // nothing about its size.
+    let answer = raw_http1(
+        &app,
+        b"POST /oauth/token HTTP/1.1\r\nHost: localhost\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\n\
+          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          zz\r\ngrant_type=password\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "a broken chunked body: {answer}"
+    );
+    assert!(answer.contains("\"invalid_request\""), "{answer}");
+    assert!(answer.contains("could not be read"), "{answer}");
+    // A well-framed chunked body is read as usual.
+    let answer = raw_http1(
+        &app,
+        b"POST /oauth/token HTTP/1.1\r\nHost: localhost\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\n\
+          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          13\r\ngrant_type=password\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("\"invalid_request\""),
+        "read, and refused for its missing fields: {answer}"
+    );
+}
+
 async fn grant_with_forwarded(app: &TestApp, lines: &[&str]) -> StatusCode {
     let mut req = app.http.post(app.url("/oauth/token"));
     for l in lines {
