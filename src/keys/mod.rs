@@ -245,6 +245,11 @@ impl KeyRing {
         })
     }
 
+    /// Whether the key `kid` is published now.
+    pub fn is_published(&self, kid: &str) -> bool {
+        self.set.load().by_kid.contains_key(kid)
+    }
+
     /// The JOSE names of the algorithms the published keys sign with
     /// (discovery's `id_token_signing_alg_values_supported`).
     pub fn algorithms(&self) -> Vec<&'static str> {

@@ -6,6 +6,7 @@
 pub mod claims;
 pub mod denylist;
 mod store;
+mod verified;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use crate::scope::Scope;
 use crate::workers::Workers;
 use claims::{AccessClaims, IdClaims, ProfileClaims};
 use denylist::DenyList;
+use verified::Verified;
 
 /// Clock skew tolerated when checking `exp` and `nbf`.
 const LEEWAY_SECS: i64 = 30;
@@ -75,6 +77,8 @@ pub struct Tokens {
     issuer: String,
     /// RSA signing, off the async executor (0.4–1 ms a signature).
     signers: Arc<Workers>,
+    /// Access tokens whose signature was checked already.
+    verified: Verified,
 }
 
 /// Checks an access token's form and signature: at most
@@ -85,7 +89,7 @@ pub struct Tokens {
 pub fn verify_jwt(
     token: &str,
     issuer: &str,
-    key_for: impl Fn(&str) -> Option<(Algorithm, jsonwebtoken::DecodingKey)>,
+    key_for: impl FnOnce(&str) -> Option<(Algorithm, jsonwebtoken::DecodingKey)>,
 ) -> Result<AccessClaims> {
     let malformed = || {
         Error::InvalidBearer("the access token is malformed or not signed by this server".into())
@@ -142,6 +146,7 @@ impl Tokens {
             clock,
             deny,
             issuer,
+            verified: Verified::default(),
         })
     }
 
@@ -253,9 +258,26 @@ impl Tokens {
         Ok(claims)
     }
 
-    /// Signature, algorithm, `kid`, `typ` and issuer; not time or revocation.
+    /// Signature, algorithm, `kid`, `typ` and issuer; not time or
+    /// revocation. A token verified before, whose key is still published,
+    /// is not checked again ([`verified`]).
     pub fn verify_signature(&self, token: &str) -> Result<AccessClaims> {
-        verify_jwt(token, &self.issuer, |kid| self.keys.verifying_key(kid))
+        if token.len() > MAX_TOKEN_LEN {
+            return verify_jwt(token, &self.issuer, |_| None);
+        }
+        let hash = Verified::hash(token);
+        if let Some(claims) = self.verified.get(&hash, |kid| self.keys.is_published(kid)) {
+            return Ok(claims);
+        }
+        let mut signed_by = None;
+        let claims = verify_jwt(token, &self.issuer, |kid| {
+            signed_by = Some(kid.to_owned());
+            self.keys.verifying_key(kid)
+        })?;
+        if let Some(kid) = signed_by {
+            self.verified.insert(hash, kid, claims.clone());
+        }
+        Ok(claims)
     }
 
     /// An ID token of ours given back as a logout hint (OIDC RP-Initiated

@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, Statement};
 
 use crate::both;
 use crate::foundation::served_keys;
-use crate::helpers::{Backend, TestApp, TestDb};
+use crate::helpers::{Backend, TestApp, TestDb, assert_error};
 
 fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token)
@@ -104,6 +104,71 @@ async fn rotation_publishes_first_signs_later_and_retires_the_old_key(backend: B
     );
 }
 both!(rotation_publishes_first_signs_later_and_retires_the_old_key);
+
+/// A token accepted once is remembered (its signature is not checked
+/// again), but only while its key is published: an operator who deletes a
+/// compromised key stops its tokens at once, expired or not.
+async fn a_deleted_key_stops_its_tokens_even_after_they_were_accepted(backend: Backend) {
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+    let app = TestApp::spawn(backend).await;
+    app.activated_user("gone@example.com").await;
+    let old_token = app.login("gone@example.com").await["access_token"]
+        .as_str()
+        .expect("at")
+        .to_owned();
+    for _ in 0..3 {
+        assert_eq!(
+            app.get_bearer("/account/me", &old_token).await.status(),
+            StatusCode::OK
+        );
+    }
+    // A new key takes over; the old one is deleted, as after a compromise.
+    let now = app.state.clock.now();
+    app.state
+        .keys
+        .rotate(now, Duration::ZERO, Duration::from_secs(900))
+        .await
+        .expect("rotate");
+    gatehouse::entity::signing_keys::Entity::delete_many()
+        .filter(gatehouse::entity::signing_keys::Column::Kid.eq(kid_of(&old_token)))
+        .exec(&app.state.db)
+        .await
+        .expect("delete");
+    // The new key signs once every replica may have published it (30 s).
+    app.advance(Duration::from_secs(31));
+    app.state
+        .keys
+        .reload(app.state.clock.now(), Duration::from_secs(900))
+        .await
+        .expect("reload");
+    assert!(
+        !served_keys(&app)
+            .await
+            .iter()
+            .any(|(k, _)| *k == kid_of(&old_token))
+    );
+    for path in ["/account/me", "/oauth/userinfo"] {
+        assert_error(
+            app.get_bearer(path, &old_token).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+        )
+        .await;
+    }
+    // Tokens of the new key are accepted, and again from memory.
+    let new_token = app.login("gone@example.com").await["access_token"]
+        .as_str()
+        .expect("at")
+        .to_owned();
+    assert_ne!(kid_of(&new_token), kid_of(&old_token));
+    for _ in 0..2 {
+        assert_eq!(
+            app.get_bearer("/account/me", &new_token).await.status(),
+            StatusCode::OK
+        );
+    }
+}
+both!(a_deleted_key_stops_its_tokens_even_after_they_were_accepted);
 
 async fn private_keys_can_be_encrypted_at_rest(backend: Backend) {
     let key = "[keys]\nencryption_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
