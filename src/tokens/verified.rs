@@ -9,8 +9,9 @@
 //! What is remembered is exactly what [`super::verify_jwt`] answered for
 //! those bytes: signature, algorithm, `kid`, `typ` and issuer, none of which
 //! can change for the same bytes, except that the key can stop being
-//! published (retired, or removed with `gatehouse keys`). So an entry is used
-//! only while its `kid` is still published. Time (`exp`, `nbf`) and
+//! published (retired past its tokens' lifetime, or deleted from the
+//! database after a compromise). So an entry is used only while its `kid` is
+//! still published. Time (`exp`, `nbf`) and
 //! revocation (the deny list, the account) are checked on every request by
 //! the callers, as before. Tokens that fail verification are never
 //! remembered: a forged token costs a full check every time.
