@@ -154,8 +154,13 @@ pub fn rsa_jwk(key: &RsaPrivateKey) -> Jwk {
 }
 
 /// The key that verifies what `jwk` signs, and its algorithm; `None` for a
-/// JWK of no algorithm of ours or missing a member.
+/// JWK of no algorithm of ours, missing a member, or whose `kid` is not its
+/// thumbprint. So a `kid` always names one key, whatever the database holds:
+/// tokens remembered as verified by `kid` rely on it.
 pub fn verifying(jwk: &Jwk) -> Option<(SigningAlg, DecodingKey)> {
+    if thumbprinted(jwk.clone()).kid != jwk.kid {
+        return None;
+    }
     let alg = SigningAlg::parse(&jwk.alg)?;
     let key = match (alg, jwk.kty.as_str()) {
         (SigningAlg::RS256, "RSA") => {
@@ -229,6 +234,18 @@ mod tests {
             let token = jsonwebtoken::encode(&header, &claims, &m.encoding).expect("sign");
             let (valg, key) = verifying(&m.jwk).expect("verifying key");
             assert_eq!(valg, alg);
+            // Another key under this key's kid is refused.
+            let other = parse(alg, &generate(alg, 2048).expect("generate"))
+                .expect("parse")
+                .jwk;
+            let impostor = Jwk {
+                kid: m.jwk.kid.clone(),
+                ..other
+            };
+            assert!(
+                verifying(&impostor).is_none(),
+                "{alg:?}: a kid names one key"
+            );
             let mut v = jsonwebtoken::Validation::new(jose(alg));
             v.validate_aud = false;
             jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v).expect("verifies");

@@ -107,7 +107,7 @@ both!(rotation_publishes_first_signs_later_and_retires_the_old_key);
 
 /// A token accepted once is remembered (its signature is not checked
 /// again), but only while its key is published: an operator who deletes a
-/// compromised key stops its tokens at once, expired or not.
+/// compromised key stops its tokens at the next key reload, expired or not.
 async fn a_deleted_key_stops_its_tokens_even_after_they_were_accepted(backend: Backend) {
     use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
     let app = TestApp::spawn(backend).await;
