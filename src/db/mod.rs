@@ -75,7 +75,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 Ok(pool) => break pool,
                 Err(e) if attempt < CONNECT_RETRIES && is_sqlite_busy(&e) => {
                     attempt += 1;
-                    tracing::debug!(error = %e, attempt, "opening SQLite raced another process; retrying");
+                    tracing::info!(error = %e, attempt, "SQLite is locked by another process; retrying");
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                 }
                 Err(e) => return Err(conn_err(e)),
