@@ -147,7 +147,7 @@ both!(replicas_starting_together_make_one_key);
 /// file at once: each switches it to WAL on opening, and SQLite refuses the
 /// loser of that race at once, without waiting. The race is narrow (it lost
 /// in one CI run of `two_replicas_behave_as_one`), so it is run many times
-/// over (under a second in all).
+/// over (a few seconds in all, with the retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_a_new_sqlite_file_together_never_fails() {
     for round in 0..400 {
