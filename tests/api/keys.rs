@@ -10,6 +10,14 @@ use crate::both;
 use crate::foundation::served_keys;
 use crate::helpers::{Backend, TestApp, TestDb, assert_error};
 
+/// A fresh access token of `email` (a password grant).
+async fn access_token(app: &TestApp, email: &str) -> String {
+    app.login(email).await["access_token"]
+        .as_str()
+        .expect("at")
+        .to_owned()
+}
+
 fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token)
         .expect("header")
@@ -20,10 +28,7 @@ fn kid_of(token: &str) -> String {
 async fn rotation_publishes_first_signs_later_and_retires_the_old_key(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.activated_user("rot@example.com").await;
-    let old_token = app.login("rot@example.com").await["access_token"]
-        .as_str()
-        .expect("at")
-        .to_owned();
+    let old_token = access_token(&app, "rot@example.com").await;
     let old_kid = kid_of(&old_token);
 
     let next = app
@@ -49,10 +54,7 @@ async fn rotation_publishes_first_signs_later_and_retires_the_old_key(backend: B
         .collect();
     assert_eq!(kids.len(), 2, "the next key is published at once");
     assert!(kids.contains(&next.kid) && kids.contains(&old_kid));
-    let t = app.login("rot@example.com").await["access_token"]
-        .as_str()
-        .expect("at")
-        .to_owned();
+    let t = access_token(&app, "rot@example.com").await;
     assert_eq!(
         kid_of(&t),
         old_kid,
@@ -62,16 +64,10 @@ async fn rotation_publishes_first_signs_later_and_retires_the_old_key(backend: B
     // jwks_max_age has passed, but a replica reloading keys every 30 s may
     // have published the key up to 30 s late: not yet.
     app.advance(Duration::from_secs(601));
-    let t = app.login("rot@example.com").await["access_token"]
-        .as_str()
-        .expect("at")
-        .to_owned();
+    let t = access_token(&app, "rot@example.com").await;
     assert_eq!(kid_of(&t), old_kid, "every replica's JWKS must age first");
     app.advance(Duration::from_secs(30));
-    let new_token = app.login("rot@example.com").await["access_token"]
-        .as_str()
-        .expect("at")
-        .to_owned();
+    let new_token = access_token(&app, "rot@example.com").await;
     assert_eq!(
         kid_of(&new_token),
         next.kid,
@@ -112,10 +108,7 @@ async fn a_deleted_key_stops_its_tokens_even_after_they_were_accepted(backend: B
     use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
     let app = TestApp::spawn(backend).await;
     app.activated_user("gone@example.com").await;
-    let old_token = app.login("gone@example.com").await["access_token"]
-        .as_str()
-        .expect("at")
-        .to_owned();
+    let old_token = access_token(&app, "gone@example.com").await;
     for _ in 0..3 {
         assert_eq!(
             app.get_bearer("/account/me", &old_token).await.status(),
@@ -156,10 +149,7 @@ async fn a_deleted_key_stops_its_tokens_even_after_they_were_accepted(backend: B
         .await;
     }
     // Tokens of the new key are accepted, and again from memory.
-    let new_token = app.login("gone@example.com").await["access_token"]
-        .as_str()
-        .expect("at")
-        .to_owned();
+    let new_token = access_token(&app, "gone@example.com").await;
     assert_ne!(kid_of(&new_token), kid_of(&old_token));
     for _ in 0..2 {
         assert_eq!(
@@ -288,10 +278,7 @@ async fn a_shorter_token_lifetime_never_unpublishes_a_key_whose_tokens_live(back
         .expect("rotate");
     // The last token of the old key, with the 15-minute lifetime of then.
     app.advance(Duration::from_secs(601));
-    let last = app.login("shrink@example.com").await["access_token"]
-        .as_str()
-        .expect("at")
-        .to_owned();
+    let last = access_token(&app, "shrink@example.com").await;
     // The new key takes over; then the operator shortens lifetimes to 5 min.
     app.advance(Duration::from_secs(30 + 420));
     app.state
